@@ -1,0 +1,41 @@
+# Two commands do everything on a fresh machine (Python >= 3.10):
+#   make lab    set up .venv and run the whole lab
+#   make test   set up .venv and run the linters and the tests
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch is installed only when the environment lacks it, so a CUDA build you already have is kept.
+# The venv sees the system's packages for that reason. Elsewhere, a CPU-only machine may want
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu to avoid PyPI's multi-GB CUDA build.
+TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
+ARGS ?=
+
+.PHONY: lab test lint format tensorboard benchmark clean
+
+$(VENV)/.ready: pyproject.toml
+	$(PYTHON) -m venv --system-site-packages $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || \
+		$(BIN)/python -m pip install $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
+	$(BIN)/python -m pip install -e ".[dev]"
+	touch $@
+
+lab: $(VENV)/.ready
+	$(BIN)/python scripts/train.py $(ARGS)
+
+test: $(VENV)/.ready lint
+	$(BIN)/python -m pytest $(ARGS)
+
+lint: $(VENV)/.ready
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.ready
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+tensorboard: $(VENV)/.ready
+	$(BIN)/tensorboard --logdir lightning_logs
+
+clean:
+	rm -rf $(VENV) lightning_logs reports .pytest_cache .ruff_cache *.egg-info

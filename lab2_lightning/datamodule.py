@@ -1,0 +1,148 @@
+"""The one DataModule both exercises share: Iris (or any numeric CSV), preprocessed, served as full batches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from lab2_lightning.errors import LabError
+from lab2_lightning.table import LabelColumn, packaged_iris, read_table
+
+Preprocessing = Literal["centre", "lab", "standardise", "none"]
+StatsRows = Literal["all", "train"]
+Batch = dict[str, torch.Tensor]
+
+
+def preprocessing_stats(x: torch.Tensor, preprocessing: Preprocessing) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``(shift, scale)`` that preprocessing applies as ``(x - shift) / scale``, column by column.
+
+    ``centre``: mean and 1 (Exercise 1); ``lab``: mean and the (unbiased) variance, the lab's own
+    normalisation for Exercise 2 -- note: variance, not standard deviation; ``standardise``: mean and the
+    standard deviation; ``none``: 0 and 1.
+    """
+    mean = x.mean(dim=0)
+    ones = torch.ones_like(mean)
+    if preprocessing == "none":
+        return torch.zeros_like(mean), ones
+    if preprocessing == "centre":
+        return mean, ones
+    if preprocessing not in ("lab", "standardise"):
+        raise LabError(f"unknown preprocessing {preprocessing!r}: use centre, lab, standardise or none")
+    spread = x.var(dim=0) if preprocessing == "lab" else x.std(dim=0)
+    constant = (spread == 0) | ~torch.isfinite(spread)
+    if constant.any():
+        column = int(constant.nonzero()[0]) + 1
+        raise LabError(f"feature column {column} is constant: preprocessing {preprocessing!r} would divide by 0")
+    return mean, spread
+
+
+class _FullBatch(Dataset):
+    """A data set of one item, the whole split: the lab takes one gradient step on all rows per epoch."""
+
+    def __init__(self, batch: Batch) -> None:
+        self.batch = batch
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, index: int) -> Batch:
+        return self.batch
+
+
+class IrisDataModule(pl.LightningDataModule):
+    """Iris, or any CSV of numeric features with an optional label column, as full batches.
+
+    Each batch is a dict with ``x`` (float64 features, preprocessed), ``y`` (class ids, -1 when the file has no
+    labels) and ``index`` (the rows' positions in the training or validation split, so the factorisation can
+    address its rows of U).
+
+    The data are read in ``__init__``, not ``setup``, so that their sizes (``n_rows``, ``n_features``,
+    ``n_classes``, ``class_names``) exist when the CLI links them into the model's arguments.
+
+    Args:
+        path: CSV file; default: the UCI ``iris.data`` shipped with this package.
+        label_column: index of the label column; ``auto`` takes the last column when it is not numeric;
+            ``null`` for a file without labels.
+        preprocessing: ``centre`` (subtract the column means; Exercise 1), ``lab`` (``(x - mean) / var``, the
+            lab's choice for Exercise 2: variance, not standard deviation), ``standardise`` (divide by the
+            standard deviation) or ``none``.
+        stats_rows: rows the means and spreads come from. ``all`` is the lab's choice: it normalises all 150
+            rows before splitting, so the validation rows leak into the statistics; ``train`` uses the
+            training rows only, the textbook practice.
+        val_size: number of rows held out for validation (0 = no validation; the lab holds out 50).
+        split_seed: seed of the shuffle before splitting. The shuffle is ``np.random.RandomState(seed)``'s
+            permutation, which is what the lab's ``df.sample(frac=1, random_state=0)`` does, so seed 0 gives
+            the lab's split. It is separate from ``seed_everything`` so that one split can be kept while the
+            model's initialisation varies. Rows keep the file's order when ``val_size`` is 0.
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        label_column: LabelColumn = "auto",
+        preprocessing: Preprocessing = "centre",
+        stats_rows: StatsRows = "all",
+        val_size: int = 0,
+        split_seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        table = read_table(path if path is not None else packaged_iris(), label_column)
+        n = len(table.features)
+        if not 0 <= val_size < n:
+            raise LabError(f"data.val_size must be between 0 and {n - 1} (the file has {n} rows), got {val_size}")
+
+        self.source = table.path
+        self.feature_names = table.feature_names
+        self.class_names: list[str] = sorted(set(table.labels)) if table.labels is not None else []
+        class_id = {name: i for i, name in enumerate(self.class_names)}
+        labels = [class_id[label] for label in table.labels] if table.labels is not None else [-1] * n
+
+        order = np.random.RandomState(split_seed).permutation(n) if val_size else np.arange(n)
+        train_rows, val_rows = order[: n - val_size], order[n - val_size :]
+        x = torch.from_numpy(table.features)
+        y = torch.tensor(labels, dtype=torch.long)
+        stats_from = x if stats_rows == "all" else x[torch.from_numpy(train_rows)]
+        self.shift, self.scale = preprocessing_stats(stats_from, preprocessing)
+        x = (x - self.shift) / self.scale
+
+        self.train_x, self.train_y = x[train_rows], y[train_rows]
+        self.val_x, self.val_y = x[val_rows], y[val_rows]
+        self.train_rows, self.val_rows = torch.from_numpy(train_rows), torch.from_numpy(val_rows)
+
+    @property
+    def n_rows(self) -> int:
+        """Rows in the training split (the rows of U in the factorisation)."""
+        return len(self.train_x)
+
+    @property
+    def n_features(self) -> int:
+        return self.train_x.shape[1]
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @staticmethod
+    def _loader(x: torch.Tensor, y: torch.Tensor) -> DataLoader:
+        batch = {"x": x, "y": y, "index": torch.arange(len(x))}
+        return DataLoader(_FullBatch(batch), batch_size=None)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_x, self.train_y)
+
+    def val_dataloader(self) -> list[DataLoader]:
+        """Both splits, so every epoch measures the current weights on train and validation alike.
+
+        Loader 0 is the training split, loader 1 the validation split (when ``val_size`` > 0). Evaluating the
+        training split here, after the epoch's step, is what makes the final numbers those of the final weights.
+        """
+        loaders = [self._loader(self.train_x, self.train_y)]
+        if len(self.val_x):
+            loaders.append(self._loader(self.val_x, self.val_y))
+        return loaders

@@ -1,0 +1,128 @@
+"""Reading a numeric CSV (optionally with a header and a label column) into arrays, with one-line errors.
+
+Kept apart from the DataModule because prediction reads new files with the same rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from lab2_lightning.errors import LabError
+
+LabelColumn = int | Literal["auto"] | None
+
+
+def packaged_iris() -> Path:
+    """The UCI ``iris.data`` shipped with the package (byte-identical to UCI's, not scikit-learn's copy)."""
+    return Path(str(resources.files("lab2_lightning") / "data" / "iris.data"))
+
+
+@dataclass(frozen=True)
+class Table:
+    """The numeric features (float64, rows x columns), the labels as strings (or None) and names."""
+
+    features: np.ndarray
+    labels: list[str] | None
+    feature_names: list[str]
+    path: Path
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_cells(path: Path) -> pd.DataFrame:
+    """All cells as stripped strings, indexed by 1-based line number; blank lines dropped."""
+    if not path.exists():
+        raise LabError(f"{path}: no such file")
+    if not path.is_file():
+        raise LabError(f"{path}: not a regular file")
+    try:
+        frame = pd.read_csv(
+            path, header=None, dtype=str, keep_default_na=False, skip_blank_lines=False, encoding="utf-8"
+        )
+    except pd.errors.EmptyDataError:
+        raise LabError(f"{path}: the file is empty") from None
+    except pd.errors.ParserError as err:
+        detail = str(err).strip().splitlines()[-1].removeprefix("Error tokenizing data. C error: ")
+        raise LabError(f"{path}: not a rectangular CSV ({detail})") from None
+    except (UnicodeDecodeError, PermissionError, OSError) as err:
+        raise LabError(f"{path}: cannot be read as UTF-8 CSV text ({type(err).__name__})") from None
+    frame.index = frame.index + 1
+    frame = frame.fillna("").astype(str).apply(lambda column: column.str.strip())
+    frame = frame[~frame.eq("").all(axis=1)]
+    if frame.empty:
+        raise LabError(f"{path}: the file has no data rows")
+    return frame
+
+
+def _label_position(frame: pd.DataFrame, label_column: LabelColumn, has_header: bool) -> int | None:
+    n_columns = frame.shape[1]
+    if label_column is None:
+        return None
+    if label_column == "auto":
+        last = frame.iloc[1 if has_header else 0 :, -1]
+        return n_columns - 1 if not any(_is_number(cell) for cell in last) else None
+    if not -n_columns <= label_column < n_columns:
+        raise LabError(f"label_column {label_column} is out of range for a CSV with {n_columns} columns")
+    return label_column % n_columns
+
+
+def read_table(path: str | Path, label_column: LabelColumn = "auto") -> Table:
+    """Read a CSV of numeric features and, optionally, one label column.
+
+    ``label_column="auto"`` takes the last column as labels when none of its cells is a number (Iris's species);
+    give its index for numeric labels, or ``None`` for a file with no labels. A first row whose feature cells
+    are all non-numeric is a header. Any other non-numeric, empty, NaN or infinite cell is a ``LabError``
+    naming the file, line and column (both 1-based, as an editor shows them).
+    """
+    path = Path(path)
+    frame = _read_cells(path)
+    first = list(frame.iloc[0])
+    has_header = False
+    label_at = _label_position(frame, label_column, has_header=False)
+    feature_cols = [c for c in range(frame.shape[1]) if c != label_at]
+    if not any(_is_number(first[c]) for c in feature_cols):
+        has_header = True
+        label_at = _label_position(frame, label_column, has_header=True)
+        feature_cols = [c for c in range(frame.shape[1]) if c != label_at]
+    names = first if has_header else [f"x{c + 1}" for c in range(frame.shape[1])]
+    body = frame.iloc[1:] if has_header else frame
+    if body.empty:
+        raise LabError(f"{path}: the file has a header but no data rows")
+    if not feature_cols:
+        raise LabError(f"{path}: no feature columns besides the label column")
+
+    values = np.empty((len(body), len(feature_cols)), dtype=np.float64)
+    for j, col in enumerate(feature_cols):
+        cells = body.iloc[:, col]
+        numbers = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(numbers)
+        if bad.any():
+            first_bad = int(np.argmax(bad))
+            cell = cells.iloc[first_bad]
+            where = f"{path}, line {body.index[first_bad]}, column {col + 1}"
+            if not cell:
+                raise LabError(f"{where}: empty cell")
+            if _is_number(cell):
+                raise LabError(f"{where}: {cell!r} is not a finite number")
+            raise LabError(f"{where}: {cell[:40]!r} is not a number")
+        values[:, j] = numbers
+
+    labels = None
+    if label_at is not None:
+        labels = list(body.iloc[:, label_at])
+        for line, label in zip(body.index, labels, strict=True):
+            if not label:
+                raise LabError(f"{path}, line {line}, column {label_at + 1}: empty label")
+    return Table(values, labels, [names[c] for c in feature_cols], path)
