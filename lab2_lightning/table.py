@@ -25,12 +25,13 @@ def packaged_iris() -> Path:
 
 @dataclass(frozen=True)
 class Table:
-    """The numeric features (float64, rows x columns), the labels as strings (or None) and names."""
+    """The numeric features (float64, rows x columns), the labels as strings (or None), names and line numbers."""
 
     features: np.ndarray
     labels: list[str] | None
     feature_names: list[str]
     path: Path
+    lines: list[int]
 
 
 def _is_number(cell: str) -> bool:
@@ -125,4 +126,4 @@ def read_table(path: str | Path, label_column: LabelColumn = "auto") -> Table:
         for line, label in zip(body.index, labels, strict=True):
             if not label:
                 raise LabError(f"{path}, line {line}, column {label_at + 1}: empty label")
-    return Table(values, labels, [names[c] for c in feature_cols], path)
+    return Table(values, labels, [names[c] for c in feature_cols], path, [int(line) for line in body.index])

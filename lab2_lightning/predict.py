@@ -1,0 +1,81 @@
+"""Classify new measurements with a trained MLP checkpoint: ``python scripts/predict.py CKPT IN.csv -o OUT.csv``."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import pickle
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from lab2_lightning.atomic import atomic_write
+from lab2_lightning.errors import LabError
+from lab2_lightning.mlp import LabMLP
+from lab2_lightning.table import read_table
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load a Lightning checkpoint with ``weights_only=True``: tensors and plain containers, no arbitrary objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise LabError(f"{path}: no such checkpoint file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise LabError(f"{path}: not a readable checkpoint (truncated or corrupt?): {reason[:200]}") from None
+    if not isinstance(checkpoint, dict) or not {"state_dict", "hyper_parameters"} <= checkpoint.keys():
+        raise LabError(f"{path}: not a checkpoint written by this project's training")
+    return checkpoint
+
+
+def load_mlp(path: str | Path) -> LabMLP:
+    """Rebuild the MLP of a checkpoint, with the training data's preprocessing statistics."""
+    checkpoint = load_checkpoint(path)
+    hparams = checkpoint["hyper_parameters"]
+    if "W1" not in checkpoint["state_dict"]:
+        kind = str(hparams.get("_class_path", "another model")).rsplit(".", 1)[-1]
+        raise LabError(f"{path}: this is a {kind} checkpoint, not an MLP's (LabMLP)")
+    accepted = inspect.signature(LabMLP.__init__).parameters
+    model = LabMLP(**{k: v for k, v in hparams.items() if k in accepted})
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval()
+
+
+@torch.no_grad()
+def predict_csv(model: LabMLP, path: str | Path) -> pd.DataFrame:
+    """Class probabilities for each row of a CSV of raw measurements (a label column, if any, is ignored)."""
+    table = read_table(path, label_column="auto")
+    expected = model.hparams.n_features
+    if table.features.shape[1] != expected:
+        raise LabError(f"{path}: {table.features.shape[1]} feature columns, but the model was trained on {expected}")
+    x = torch.from_numpy(table.features).to(model.W1.dtype)
+    x = (x - model.input_shift) / model.input_scale
+    probabilities = torch.softmax(model(x), dim=1)
+    frame = pd.DataFrame({"line": table.lines})
+    frame["predicted"] = [model.class_names[k] for k in probabilities.argmax(dim=1).tolist()]
+    for k, name in enumerate(model.class_names):
+        frame[f"p_{name}"] = probabilities[:, k].numpy()
+    return frame
+
+
+def main(args: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(
+        description="Classify the rows of a CSV of measurements with a trained MLP checkpoint. "
+        "The checkpoint's own preprocessing statistics (from its training data) are applied."
+    )
+    parser.add_argument("checkpoint", help="a LabMLP checkpoint, e.g. lightning_logs/version_0/checkpoints/last.ckpt")
+    parser.add_argument("input", help="CSV with the same feature columns as the training data; labels optional")
+    parser.add_argument("-o", "--output", default="predictions.csv", help="CSV to write (default: %(default)s)")
+    options = parser.parse_args(args)
+    try:
+        frame = predict_csv(load_mlp(options.checkpoint), options.input)
+    except LabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    output = atomic_write(options.output, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.6f"))
+    print(f"{len(frame)} predictions: {output}")
+    return output

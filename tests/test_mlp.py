@@ -1,0 +1,105 @@
+"""Exercise 2: the seed contract, Lightning against the lab's loop, accuracies counted by hand, TensorBoard tags."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from lab2_lightning.datamodule import IrisDataModule
+from lab2_lightning.mlp import LabMLP
+from lab2_lightning.reference import sgd_mlp
+from tests.conftest import read_results
+from tests.test_cli import event_tags
+
+CLASSES = ["Iris-setosa", "Iris-versicolor", "Iris-virginica"]
+
+
+def lab_data() -> IrisDataModule:
+    return IrisDataModule(preprocessing="lab", stats_rows="all", val_size=50, split_seed=0)
+
+
+def fit_mlp(seed: int, epochs: int = 100, **hparams: Any) -> tuple[LabMLP, IrisDataModule]:
+    data = lab_data()
+    pl.seed_everything(seed)
+    model = LabMLP(n_features=4, n_classes=3, class_names=data.class_names, **hparams)
+    pl.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    ).fit(model, datamodule=data)
+    return model, data
+
+
+def test_initialisation_follows_the_seed_contract() -> None:
+    pl.seed_everything(5)
+    model = LabMLP(n_features=4, n_classes=3, hidden=12)
+    torch.manual_seed(5)
+    assert torch.equal(model.W1.data, torch.randn(4, 12))
+    assert torch.equal(model.W2.data, torch.randn(12, 3))
+    assert model.b1.shape == model.b2.shape == () and model.b1.item() == model.b2.item() == 0.0
+    per_unit = LabMLP(n_features=4, n_classes=3, hidden=12, bias="per_unit")
+    assert per_unit.b1.shape == (12,) and per_unit.b2.shape == (3,)
+
+
+@pytest.mark.parametrize(("seed", "reduction"), [(0, "sum"), (3, "sum"), (0, "mean")])
+def test_lightning_matches_the_labs_plain_loop(seed: int, reduction: str) -> None:
+    model, data = fit_mlp(seed, reduction=reduction)
+    torch.manual_seed(seed)
+    weights = sgd_mlp(data.train_x.float(), data.train_y, num_epochs=100, lr=0.01, reduction=reduction)
+    for name, value in weights.items():
+        torch.testing.assert_close(getattr(model, name).data, value, rtol=0, atol=1e-6)
+
+
+def test_accuracies_equal_counts_by_hand_on_the_final_weights() -> None:
+    model, data = fit_mlp(0)
+    results = model.results()
+    with torch.no_grad():
+        for split, x, y in (("train", data.train_x, data.train_y), ("val", data.val_x, data.val_y)):
+            predicted = model(x.float()).argmax(dim=1).tolist()
+            truth = y.tolist()
+            correct = sum(p == t for p, t in zip(predicted, truth, strict=True))
+            assert results[split]["acc"] == pytest.approx(correct / len(truth))
+            for k, name in enumerate(CLASSES):
+                rows = [p for p, t in zip(predicted, truth, strict=True) if t == k]
+                assert results[split]["class_counts"][name] == len(rows)
+                assert results[split]["acc_per_class"][name] == pytest.approx(sum(p == k for p in rows) / len(rows))
+            loss = torch.nn.functional.cross_entropy(model(x.float()), y, reduction="sum")
+            assert results[split]["loss"] == pytest.approx(float(loss), rel=1e-5)
+    assert results["train"]["rows"] == 100 and results["val"]["rows"] == 50
+
+
+def test_class_absent_from_a_split_has_no_accuracy() -> None:
+    model, _ = fit_mlp(0, epochs=1)
+    model.final["val"]["confusion"][2] = 0  # as if no virginica were in the validation rows
+    assert model.results()["val"]["acc_per_class"]["Iris-virginica"] is None
+
+
+def test_mlp_run_through_main(tmp_path: Path, configs: Path, run_cli: Callable[..., dict[str, Any]]) -> None:
+    run_cli("--config", str(configs / "mlp.yaml"))
+    results = read_results(tmp_path)
+    assert results["model"] == "LabMLP" and results["epochs"] == 100 and results["seed"] == 0
+    assert results["class_names"] == CLASSES
+    assert sum(results["train"]["class_counts"].values()) == 100
+    assert sum(results["val"]["class_counts"].values()) == 50
+    assert results["settings"]["model"]["init_args"]["reduction"] == "sum"
+
+    tags = event_tags(tmp_path / "lightning_logs" / "version_0")
+    expected = ["train/loss", "val/loss", "train/acc", "val/acc"]
+    expected += [f"{split}/acc_{name}" for split in ("train", "val") for name in CLASSES]
+    assert set(expected) <= set(tags["scalars"])
+    assert {"train/confusion_matrix", "val/confusion_matrix"} <= set(tags["images"])
+
+
+def test_lab_sheet_config_uses_mean_reduction(configs: Path, run_cli: Callable[..., dict[str, Any]]) -> None:
+    results = run_cli(
+        "--config", str(configs / "mlp.yaml"), "--config", str(configs / "mlp_mean.yaml"), "--trainer.max_epochs", "3"
+    )
+    assert results["reduction"] == "mean" and results["epochs"] == 3
