@@ -34,6 +34,10 @@ Accelerator = Literal["cpu", "gpu", "cuda", "mps", "auto"]
 warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
 warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
 warnings.filterwarnings("ignore", message=r".*`val_dataloader` but have no `validation_step`.*")
+# main() always hands LightningCLI its arguments explicitly, also when they came from the command line.
+warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
+# Lightning 2.6 on torch >= 2.10 warns about its own use of torch's pytree API; nothing a user can act on.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
 
 
 class LabCLI(LightningCLI):
@@ -102,10 +106,13 @@ def train(cli: LabCLI) -> dict[str, Any]:
         "settings": json.loads(cli.parser.dump(cli.config, format="json")),
     }
     if cli.trainer.is_global_zero:
-        log_dir = Path(cli.trainer.log_dir or cli.trainer.default_root_dir)
-        path = write_json(log_dir / "results.json", results)
-        print(f"results: {path}")
+        write_json(results_path(cli.trainer), results)
     return results
+
+
+def results_path(trainer: pl.Trainer) -> Path:
+    """``results.json`` in the run's log directory."""
+    return Path(trainer.log_dir or trainer.default_root_dir) / "results.json"
 
 
 def user_error(error: BaseException) -> BaseException | None:
@@ -121,7 +128,11 @@ def user_error(error: BaseException) -> BaseException | None:
 def main(args: list[str] | None = None) -> dict[str, Any]:
     """Entry point of ``scripts/train.py``; returns the results. Bad input exits with status 2 and one line."""
     try:
-        return train(build_cli(args))
+        cli = build_cli(args)
+        results = train(cli)
+        if cli.trainer.is_global_zero:
+            print(f"results: {results_path(cli.trainer)}")
+        return results
     except Exception as error:
         cause = user_error(error)
         if cause is None:

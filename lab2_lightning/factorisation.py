@@ -67,7 +67,8 @@ class LowRankFactorisation(pl.LightningModule):
         loss = self.reconstruction_loss(batch["x"].to(self.U.dtype), batch["index"])
         self.log("train/loss", loss)
         self.log("train/svd_loss", self.svd_loss)
-        self.log("train/relative_gap", (loss.detach() - self.svd_loss) / self.svd_loss)
+        if self.svd_loss > 0:
+            self.log("train/relative_gap", (loss.detach() - self.svd_loss) / self.svd_loss)
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -89,7 +90,8 @@ class LowRankFactorisation(pl.LightningModule):
             "epochs": self.trainer.current_epoch,
             "gd_loss": gd_loss,
             "svd_loss": svd_loss,
-            "relative_gap": (gd_loss - svd_loss) / svd_loss if svd_loss > 0 else math.nan,
+            # At full rank the optimum is 0 and a relative gap means nothing: null, not NaN.
+            "relative_gap": (gd_loss - svd_loss) / svd_loss if svd_loss > 0 else None,
             "principal_angles_deg": torch.rad2deg(principal_angles(U, scores)).tolist(),
             "map_residual": linear_map_residual(U, scores),
         }
@@ -97,16 +99,14 @@ class LowRankFactorisation(pl.LightningModule):
     def on_train_end(self) -> None:
         """Log the PCA-vs-U figure and the final comparison numbers to TensorBoard."""
         final = self.results()
-        log_final_scalars(
-            self.trainer,
-            {
-                "final/gd_loss": final["gd_loss"],
-                "final/svd_loss": final["svd_loss"],
-                "final/relative_gap": final["relative_gap"],
-                "final/max_principal_angle_deg": max(final["principal_angles_deg"]),
-                "final/map_residual": final["map_residual"],
-            },
-        )
+        scalars = {
+            "final/gd_loss": final["gd_loss"],
+            "final/svd_loss": final["svd_loss"],
+            "final/relative_gap": final["relative_gap"],
+            "final/max_principal_angle_deg": max(final["principal_angles_deg"]),
+            "final/map_residual": final["map_residual"],
+        }
+        log_final_scalars(self.trainer, {k: v for k, v in scalars.items() if v is not None})
         data = self.trainer.datamodule
         A = data.train_x.to(torch.float64)
         figure = pca_vs_gd_figure(

@@ -1,6 +1,6 @@
-"""Train Lab 2's experiments: ``python scripts/train.py --config configs/factorise.yaml`` (``--help`` for more)."""
+"""Run Lab 2: the whole lab with no arguments, or one experiment: ``--config configs/factorise.yaml``."""
 
-from lab2_lightning.cli import main
+from lab2_lightning.train import main
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,278 @@
+"""The whole lab in one command: both exercises over several seeds, a rank sweep, then the report.
+
+"Repeat this a few times and report what you observe" (the lab sheet): every experiment runs once per seed through
+the same CLI and configs as a single run, and the report gives the spread over seeds beside the published numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import statistics
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from lab2_lightning.analysis import pca_scores
+from lab2_lightning.cli import Accelerator, LabCLI, build_cli, check_accelerator, train
+from lab2_lightning.errors import LabError
+from lab2_lightning.history import MetricHistory
+from lab2_lightning.report import PUBLISHED, write_report
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+def stats(values: list[float]) -> dict[str, float]:
+    """Mean, sample standard deviation (0 for one value), min and max."""
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "min": min(values),
+        "max": max(values),
+    }
+
+
+@contextmanager
+def quiet_lightning():
+    """Silence Lightning's per-run banners (GPU available, seed set, ...) while the sweep's bar runs."""
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def next_version(root: Path) -> Path:
+    """``root/version_N`` for the first N not taken, as Lightning numbers its runs."""
+    n = 0
+    while (root / f"version_{n}").exists():
+        n += 1
+    return root / f"version_{n}"
+
+
+@dataclass
+class Run:
+    """One experiment's results, its per-epoch curves, and the CLI that holds its model and data."""
+
+    results: dict[str, Any]
+    history: dict[str, list[float]]
+    cli: LabCLI
+
+
+def run_experiment(config: Path, seed: int, accelerator: str, log_dir: Path, name: str, overrides: list[str]) -> Run:
+    """One run of ``config`` with ``seed``, logged to ``log_dir/name``."""
+    logger = {
+        "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+        "init_args": {"save_dir": str(log_dir), "name": "", "version": name},
+    }
+    cli = build_cli(
+        [
+            "--config", str(config), "--seed_everything", str(seed), "--accelerator", accelerator,
+            "--trainer.logger", json.dumps(logger), "--trainer.callbacks+=lab2_lightning.history.MetricHistory",
+            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+            *overrides,
+        ]
+    )  # fmt: skip
+    results = train(cli)
+    history = next(c for c in cli.trainer.callbacks if isinstance(c, MetricHistory))
+    return Run(results, history.as_lists(), cli)
+
+
+def cpu_name() -> str:
+    """The CPU's model name where the OS tells it (Linux), else what ``platform`` knows."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "CPU"
+
+
+def environment(cli: LabCLI) -> dict[str, Any]:
+    """Versions and the device the runs used, for the report."""
+    root = cli.trainer.strategy.root_device
+    device = torch.cuda.get_device_name(root) if root.type == "cuda" else cpu_name()
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "lightning": version("lightning"),
+        "torchmetrics": version("torchmetrics"),
+        "accelerator": type(cli.trainer.accelerator).__name__,
+        "device_type": root.type,
+        "device": device,
+        "cpu_threads": torch.get_num_threads(),
+    }
+
+
+def run_lab(
+    seeds: int = 10,
+    accelerator: Accelerator = "auto",
+    out: Path = Path("reports"),
+    log_dir: Path = Path("lightning_logs"),
+    factorise_epochs: int | None = None,
+    mlp_epochs: int | None = None,
+    config_dir: Path = CONFIG_DIR,
+) -> dict[str, Any]:
+    """Run the whole lab and write the report.
+
+    Args:
+        seeds: how many seeds (0, 1, ...) each experiment is repeated with.
+        accelerator: cpu, gpu, auto, ...
+        out: where ``lab2.md``, its figures and ``results.json`` go.
+        log_dir: TensorBoard root; this run's logs go to ``log_dir/lab/version_N``.
+        factorise_epochs: override the factorisation's epochs (default: the config's 1000).
+        mlp_epochs: override the MLP's epochs (default: the config's 100).
+        config_dir: the directory holding ``factorise.yaml`` and ``mlp.yaml``.
+    """
+    if seeds < 1:
+        raise LabError(f"--seeds must be at least 1, got {seeds}")
+    check_accelerator(accelerator)
+    configs = {name: Path(config_dir) / f"{name}.yaml" for name in ("factorise", "mlp")}
+    for path in configs.values():
+        if not path.is_file():
+            raise LabError(f"{path}: config not found (the whole-lab run reads the repository's configs/)")
+    epochs = {"factorise": factorise_epochs, "mlp": mlp_epochs}
+    overrides = {name: ["--trainer.max_epochs", str(n)] if n is not None else [] for name, n in epochs.items()}
+    lab_dir = next_version(Path(log_dir) / "lab")
+    runs: dict[str, list[Run]] = {"factorise": [], "mlp": [], "ranks": []}
+
+    started = time.perf_counter()
+    with quiet_lightning(), tqdm(total=2 * seeds, desc="lab", unit="run", file=sys.stderr, dynamic_ncols=True) as bar:
+
+        def execute(kind: str, name: str, seed: int, rank: int | None = None) -> None:
+            label = f"{name}_seed{seed}" + (f"_rank{rank}" if rank is not None else "")
+            extra = ["--model.init_args.rank", str(rank)] if rank is not None else []
+            bar.set_postfix_str(label)
+            runs[kind].append(run_experiment(configs[name], seed, accelerator, lab_dir, label, overrides[name] + extra))
+            bar.update(1)
+
+        for seed in range(seeds):
+            execute("factorise", "factorise", seed)
+        for seed in range(seeds):
+            execute("mlp", "mlp", seed)
+        first = runs["factorise"][0]
+        sweep = [r for r in range(1, first.cli.datamodule.n_features + 1) if r != first.results["rank"]]
+        bar.total += len(sweep)
+        for rank in sweep:
+            execute("ranks", "factorise", 0, rank)
+    wall = time.perf_counter() - started
+
+    results = summarise(runs)
+    results["environment"] = environment(first.cli)
+    results["wall_time_s"] = wall
+    results["settings"] = {
+        "seeds": seeds,
+        "accelerator": accelerator,
+        "factorise_epochs": factorise_epochs,
+        "mlp_epochs": mlp_epochs,
+        "tensorboard": str(lab_dir),
+    }
+    results["commands"] = reproduce_commands(seeds, accelerator, factorise_epochs, mlp_epochs, Path(out))
+    figures = write_report(results, Path(out))
+    log_figures(figures, lab_dir / "summary")
+    return results
+
+
+def summarise(runs: dict[str, list[Run]]) -> dict[str, Any]:
+    """Every number and curve the report shows, from the runs."""
+    factorise = [run.results for run in runs["factorise"]]
+    first = runs["factorise"][0]
+    data = first.cli.datamodule
+    A = data.train_x.to(torch.float64)
+    U = first.cli.model.U.detach().cpu().to(torch.float64)
+    svd_loss = factorise[0]["svd_loss"]
+    factorisation = {
+        "rank": factorise[0]["rank"],
+        "svd_loss": svd_loss,
+        "runs": [_without_settings(r) for r in factorise],
+        "summary": {
+            "gd_loss": stats([r["gd_loss"] for r in factorise]),
+            "gap_to_svd": stats([r["gd_loss"] - svd_loss for r in factorise]),
+            "relative_gap_pct": stats([100 * r["relative_gap"] for r in factorise]),
+            "max_principal_angle_deg": stats([max(r["principal_angles_deg"]) for r in factorise]),
+            "map_residual": stats([r["map_residual"] for r in factorise]),
+        },
+        "curve_seed0": first.history.get("train/loss", []),
+        "pca_seed0": {
+            "scores": pca_scores(A, min(2, U.shape[1])).tolist(),
+            "U": U.tolist(),
+            "labels": data.train_y.tolist(),
+            "class_names": data.class_names,
+            "principal_angles_deg": factorise[0]["principal_angles_deg"],
+            "map_residual": factorise[0]["map_residual"],
+        },
+    }
+    sweep = sorted([first, *runs["ranks"]], key=lambda run: run.results["rank"])
+    rank_sweep = [
+        {
+            "rank": run.results["rank"],
+            "gd_loss": run.results["gd_loss"],
+            "svd_loss": run.results["svd_loss"],
+            "gap_to_svd": run.results["gd_loss"] - run.results["svd_loss"],
+        }
+        for run in sweep
+    ]
+
+    mlp_runs = [run.results for run in runs["mlp"]]
+    names = mlp_runs[0]["class_names"]
+    mlp: dict[str, Any] = {"class_names": names, "runs": [_without_settings(r) for r in mlp_runs], "summary": {}}
+    for split in ("train", "val"):
+        if split not in mlp_runs[0]:
+            continue
+        per_class = {name: [r[split]["acc_per_class"][name] for r in mlp_runs] for name in names}
+        mlp["summary"][split] = {
+            "acc": stats([r[split]["acc"] for r in mlp_runs]),
+            "loss": stats([r[split]["loss"] for r in mlp_runs]),
+            "acc_per_class": {name: stats([v for v in vs if v is not None]) for name, vs in per_class.items()},
+            "per_seed": per_class,
+            "class_counts": mlp_runs[0][split]["class_counts"],
+            "confusion_sum": torch.tensor([r[split]["confusion"] for r in mlp_runs]).sum(0).tolist(),
+        }
+    mlp["curves_seed0"] = runs["mlp"][0].history
+    return {"published": PUBLISHED, "factorisation": factorisation, "rank_sweep": rank_sweep, "mlp": mlp}
+
+
+def _without_settings(results: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in results.items() if k != "settings"}
+
+
+def reproduce_commands(
+    seeds: int, accelerator: str, factorise_epochs: int | None, mlp_epochs: int | None, out: Path
+) -> list[str]:
+    """The commands that rebuild this report: the run itself, then the report alone from its results.json."""
+    run = "python scripts/train.py"
+    for flag, value, default in (
+        ("--accelerator", accelerator, "auto"),
+        ("--seeds", seeds, 10),
+        ("--factorise_epochs", factorise_epochs, None),
+        ("--mlp_epochs", mlp_epochs, None),
+        ("--out", str(out), "reports"),
+    ):
+        if value != default:
+            run += f" {flag} {value}"
+    return [run, f"python scripts/report.py {out / 'results.json'}"]
+
+
+def log_figures(figures: dict[str, Any], log_dir: Path) -> None:
+    """Send the report's figures to TensorBoard too, under ``lab/version_N/summary``."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(log_dir))
+    try:
+        for tag, figure in figures.items():
+            writer.add_figure(tag, figure, close=True)
+    finally:
+        writer.close()
