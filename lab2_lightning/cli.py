@@ -7,6 +7,7 @@ into the run's log directory; ``main([...])`` is the same from Python (the tests
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -25,10 +26,12 @@ from lab2_lightning.errors import LabError
 # Imported so that ``--model LowRankFactorisation`` or ``--model LabMLP`` resolves without the module path.
 from lab2_lightning.factorisation import LowRankFactorisation  # noqa: F401
 from lab2_lightning.mlp import LabMLP  # noqa: F401
-from lab2_lightning.progress import EpochProgressBar
+from lab2_lightning.progress import StepProgressBar
 
 Accelerator = Literal["cpu", "gpu", "cuda", "mps", "auto"]
 
+# Lightning 2.6 calls jsonargparse APIs that jsonargparse >= 4.49 deprecates; nothing a user can act on.
+os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
 # One in-memory full batch per epoch is the lab's design, and the factorisation has nothing to validate, so
 # these hints of Lightning's do not apply here.
 warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
@@ -50,9 +53,9 @@ class LabCLI(LightningCLI):
             default=None,
             help="Shorthand for --trainer.accelerator (cpu, gpu, auto, ...); wins over it when both are given.",
         )
-        parser.add_lightning_class_args(EpochProgressBar, "progress_bar")
+        parser.add_lightning_class_args(StepProgressBar, "progress_bar")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.set_defaults({"checkpoint.save_last": True, "checkpoint.every_n_epochs": 100})
+        parser.set_defaults({"checkpoint.save_last": True, "checkpoint.every_n_epochs": 1})
         # A link whose target the chosen model does not take is skipped, so both models share these.
         for name in ("n_rows", "n_features", "n_classes", "class_names"):
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")

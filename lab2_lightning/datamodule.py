@@ -42,13 +42,14 @@ def preprocessing_stats(x: torch.Tensor, preprocessing: Preprocessing) -> tuple[
 
 
 class _FullBatch(Dataset):
-    """A data set of one item, the whole split: the lab takes one gradient step on all rows per epoch."""
+    """The whole split as a single batch, served ``repeats`` times: every step of the lab is on all rows."""
 
-    def __init__(self, batch: Batch) -> None:
+    def __init__(self, batch: Batch, repeats: int = 1) -> None:
         self.batch = batch
+        self.repeats = repeats
 
     def __len__(self) -> int:
-        return 1
+        return self.repeats
 
     def __getitem__(self, index: int) -> Batch:
         return self.batch
@@ -58,8 +59,12 @@ class IrisDataModule(pl.LightningDataModule):
     """Iris, or any CSV of numeric features with an optional label column, as full batches.
 
     Each batch is a dict with ``x`` (float64 features, preprocessed), ``y`` (class ids, -1 when the file has no
-    labels) and ``index`` (the rows' positions in the training or validation split, so the factorisation can
-    address its rows of U).
+    labels), ``index`` (the rows' positions in the training or validation split, so the factorisation can
+    address its rows of U) and ``split_rows`` (the split's size, for a mean over the whole split).
+
+    One Lightning epoch is ``steps_per_epoch`` full-batch steps. Each of the lab's "epochs" is one such step, so
+    configs count them with ``trainer.max_steps``; a Lightning epoch of many steps spares Lightning's per-epoch
+    overhead, which is much larger than one step on Iris.
 
     The data are read in ``__init__``, not ``setup``, so that their sizes (``n_rows``, ``n_features``,
     ``n_classes``, ``class_names``) exist when the CLI links them into the model's arguments.
@@ -79,6 +84,7 @@ class IrisDataModule(pl.LightningDataModule):
             permutation, which is what the lab's ``df.sample(frac=1, random_state=0)`` does, so seed 0 gives
             the lab's split. It is separate from ``seed_everything`` so that one split can be kept while the
             model's initialisation varies. Rows keep the file's order when ``val_size`` is 0.
+        steps_per_epoch: full-batch steps per Lightning epoch; validation and per-epoch checkpoints follow it.
     """
 
     def __init__(
@@ -89,9 +95,12 @@ class IrisDataModule(pl.LightningDataModule):
         stats_rows: StatsRows = "all",
         val_size: int = 0,
         split_seed: int = 0,
+        steps_per_epoch: int = 1,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        if steps_per_epoch < 1:
+            raise LabError(f"data.steps_per_epoch must be at least 1, got {steps_per_epoch}")
         table = read_table(path if path is not None else packaged_iris(), label_column)
         n = len(table.features)
         if not 0 <= val_size < n:
@@ -129,12 +138,12 @@ class IrisDataModule(pl.LightningDataModule):
         return len(self.class_names)
 
     @staticmethod
-    def _loader(x: torch.Tensor, y: torch.Tensor) -> DataLoader:
-        batch = {"x": x, "y": y, "index": torch.arange(len(x))}
-        return DataLoader(_FullBatch(batch), batch_size=None)
+    def _loader(x: torch.Tensor, y: torch.Tensor, repeats: int = 1) -> DataLoader:
+        batch = {"x": x, "y": y, "index": torch.arange(len(x)), "split_rows": torch.tensor(len(x))}
+        return DataLoader(_FullBatch(batch, repeats), batch_size=None)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_x, self.train_y)
+        return self._loader(self.train_x, self.train_y, self.hparams.steps_per_epoch)
 
     def val_dataloader(self) -> list[DataLoader]:
         """Both splits, so every epoch measures the current weights on train and validation alike.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
@@ -14,15 +14,17 @@ from lab2_lightning.analysis import linear_map_residual, pca_scores, principal_a
 from lab2_lightning.datamodule import Batch
 from lab2_lightning.errors import LabError
 from lab2_lightning.figures import pca_vs_gd_figure
+from lab2_lightning.lowrank import low_rank_squared_error
+from lab2_lightning.steps import check_lr, gradient_step, logging_step
 from lab2_lightning.tb_logging import log_figure, log_final_scalars
 
 
 class LowRankFactorisation(pl.LightningModule):
     """Factorise the data matrix A (rows x features) as ``U @ V.T`` with U (rows x rank), V (features x rank).
 
-    The loss is the lab's ``mse_loss(U @ V.T, A, reduction="sum")``, differentiated by autograd, and each epoch
-    takes one plain gradient step (SGD without momentum) on the whole matrix. The dtype comes from the
-    Trainer's ``precision`` (the lab's float64 is ``64-true``), never from this module.
+    The loss is the lab's ``mse_loss(U @ V.T, A, reduction="sum")`` and every training step is one plain gradient
+    step (SGD without momentum) on the whole matrix: the lab's "epoch". The dtype comes from the Trainer's
+    ``precision`` (the lab's float64 is ``64-true``), never from this module.
 
     Seed contract: after ``torch.manual_seed(S)``, U and V are ``torch.rand(rows, rank)`` and then
     ``torch.rand(features, rank)``, as in the lab's ``gd_factorise_ad`` (:mod:`lab2_lightning.reference`).
@@ -32,6 +34,9 @@ class LowRankFactorisation(pl.LightningModule):
         n_features: columns of A (linked from the data by the CLI).
         rank: rank r of the factorisation, 1 <= r <= min(rows, features).
         lr: learning rate of the plain gradient step (the lab's 0.01).
+        gradient: ``autograd`` differentiates ``mse_loss`` as the lab does; ``closed_form`` uses
+            :class:`~lab2_lightning.lowrank.LowRankSquaredError`, the same loss and gradients with far less memory
+            traffic, for large matrices.
         class_names: names of the classes, used only to colour the PCA figure (linked from the data).
     """
 
@@ -41,6 +46,7 @@ class LowRankFactorisation(pl.LightningModule):
         n_features: int = 4,
         rank: int = 2,
         lr: float = 0.01,
+        gradient: Literal["autograd", "closed_form"] = "autograd",
         class_names: list[str] | None = None,
     ) -> None:
         super().__init__()
@@ -48,15 +54,17 @@ class LowRankFactorisation(pl.LightningModule):
             raise LabError(
                 f"model.rank must be between 1 and min(rows, features) = {min(n_rows, n_features)}, got {rank}"
             )
-        if not (math.isfinite(lr) and lr > 0):
-            raise LabError(f"model.lr must be a positive number, got {lr}")
+        check_lr(lr)
         self.save_hyperparameters()
+        self.automatic_optimization = False  # one plain step per batch, without Lightning's closure machinery
         self.U = nn.Parameter(torch.rand(n_rows, rank))
         self.V = nn.Parameter(torch.rand(n_features, rank))
         self.svd_loss = math.nan
 
     def reconstruction_loss(self, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """The lab's loss on the given rows of A: ``mse_loss(U[rows] @ V.T, x, reduction="sum")``."""
+        if self.hparams.gradient == "closed_form":
+            return low_rank_squared_error(self.U[rows], self.V, x)
         return F.mse_loss(self.U[rows] @ self.V.T, x, reduction="sum")
 
     def on_fit_start(self) -> None:
@@ -65,10 +73,13 @@ class LowRankFactorisation(pl.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         loss = self.reconstruction_loss(batch["x"].to(self.U.dtype), batch["index"])
-        self.log("train/loss", loss)
-        self.log("train/svd_loss", self.svd_loss)
-        if self.svd_loss > 0:
-            self.log("train/relative_gap", (loss.detach() - self.svd_loss) / self.svd_loss)
+        gradient_step(self, loss)
+        if logging_step(self):
+            self.log("train/loss", loss, prog_bar=True, reduce_fx="sum", sync_dist=True)
+            self.log("train/svd_loss", self.svd_loss)
+            if self.svd_loss > 0:
+                gap = (loss.detach() - self.svd_loss) / self.svd_loss
+                self.log("train/relative_gap", gap, reduce_fx="sum", sync_dist=True)
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -87,7 +98,7 @@ class LowRankFactorisation(pl.LightningModule):
         return {
             "rank": rank,
             "lr": self.hparams.lr,
-            "epochs": self.trainer.current_epoch,
+            "epochs": self.trainer.global_step,
             "gd_loss": gd_loss,
             "svd_loss": svd_loss,
             # At full rank the optimum is 0 and a relative gap means nothing: null, not NaN.

@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+Curve = dict[str, Sequence[float]]  # {"step": [...], "value": [...]}, as MetricHistory records it
+
 
 def _scatter_by_class(ax, points: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> None:
     y = points[:, 1] if points.shape[1] > 1 else np.zeros(len(points))
@@ -49,18 +51,16 @@ def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], title: str)
     return fig
 
 
-def loss_curves_figure(
-    gd_curve: Sequence[float], svd_loss: float, train_curve: Sequence[float], val_curve: Sequence[float]
-) -> Figure:
-    """Exercise 1's GD loss against the SVD optimum, and Exercise 2's training and validation loss, per epoch."""
+def loss_curves_figure(gd_curve: Curve, svd_loss: float, mlp_curves: dict[str, Curve]) -> Figure:
+    """Exercise 1's GD loss above the SVD optimum, and Exercise 2's training and validation loss, per step."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    left.plot(np.arange(1, len(gd_curve) + 1), np.asarray(gd_curve) - svd_loss, label="GD loss − SVD optimum")
-    left.set(yscale="log", title="Exercise 1: distance to the Eckart–Young optimum", xlabel="epoch")
+    left.plot(gd_curve["step"], np.asarray(gd_curve["value"]) - svd_loss, label="GD loss − SVD optimum")
+    left.set(yscale="log", title="Exercise 1: distance to the Eckart–Young optimum", xlabel="step (lab epoch)")
     left.legend()
-    right.plot(np.arange(1, len(train_curve) + 1), train_curve, label="train (before the step)")
-    if len(val_curve):
-        right.plot(np.arange(1, len(val_curve) + 1), val_curve, label="validation (after the step)")
-    right.set(yscale="log", title="Exercise 2: cross-entropy", xlabel="epoch")
+    labels = {"train/loss": "train (before each step)", "val/loss": "validation (after the step)"}
+    for key, curve in mlp_curves.items():
+        right.plot(curve["step"], curve["value"], "o-" if key == "val/loss" else "-", ms=3, label=labels.get(key, key))
+    right.set(yscale="log", title="Exercise 2: cross-entropy", xlabel="step (lab epoch)")
     right.legend()
     fig.tight_layout()
     return fig

@@ -87,7 +87,7 @@ def run_experiment(config: Path, seed: int, accelerator: str, log_dir: Path, nam
     )  # fmt: skip
     results = train(cli)
     history = next(c for c in cli.trainer.callbacks if isinstance(c, MetricHistory))
-    return Run(results, history.as_lists(), cli)
+    return Run(results, history.as_dict(), cli)
 
 
 def cpu_name() -> str:
@@ -133,8 +133,8 @@ def run_lab(
         accelerator: cpu, gpu, auto, ...
         out: where ``lab2.md``, its figures and ``results.json`` go.
         log_dir: TensorBoard root; this run's logs go to ``log_dir/lab/version_N``.
-        factorise_epochs: override the factorisation's epochs (default: the config's 1000).
-        mlp_epochs: override the MLP's epochs (default: the config's 100).
+        factorise_epochs: override the factorisation's epochs, i.e. full-batch steps (default: the config's 1000).
+        mlp_epochs: override the MLP's epochs, i.e. full-batch steps (default: the config's 100).
         config_dir: the directory holding ``factorise.yaml`` and ``mlp.yaml``.
     """
     if seeds < 1:
@@ -145,7 +145,7 @@ def run_lab(
         if not path.is_file():
             raise LabError(f"{path}: config not found (the whole-lab run reads the repository's configs/)")
     epochs = {"factorise": factorise_epochs, "mlp": mlp_epochs}
-    overrides = {name: ["--trainer.max_epochs", str(n)] if n is not None else [] for name, n in epochs.items()}
+    overrides = {name: ["--trainer.max_steps", str(n)] if n is not None else [] for name, n in epochs.items()}
     lab_dir = next_version(Path(log_dir) / "lab")
     runs: dict[str, list[Run]] = {"factorise": [], "mlp": [], "ranks": []}
 
@@ -205,7 +205,7 @@ def summarise(runs: dict[str, list[Run]]) -> dict[str, Any]:
             "max_principal_angle_deg": stats([max(r["principal_angles_deg"]) for r in factorise]),
             "map_residual": stats([r["map_residual"] for r in factorise]),
         },
-        "curve_seed0": first.history.get("train/loss", []),
+        "curves_seed0": first.history,
         "pca_seed0": {
             "scores": pca_scores(A, min(2, U.shape[1])).tolist(),
             "U": U.tolist(),

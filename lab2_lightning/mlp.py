@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
 import lightning.pytorch as pl
@@ -16,6 +15,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from lab2_lightning.datamodule import Batch
 from lab2_lightning.errors import LabError
 from lab2_lightning.figures import confusion_figure
+from lab2_lightning.steps import check_lr, gradient_step, logging_step
 from lab2_lightning.tb_logging import log_figure
 
 SPLITS = ("train", "val")
@@ -63,14 +63,16 @@ class SplitMetrics(nn.Module):
 
 
 class LabMLP(pl.LightningModule):
-    """``logits = relu(x @ W1 + b1) @ W2 + b2``, trained by a plain gradient step on the full batch each epoch.
+    """``logits = relu(x @ W1 + b1) @ W2 + b2``, trained by plain gradient steps on the full batch.
+
+    Every training step is one plain gradient step on all training rows: the lab's "epoch".
 
     Seed contract: after ``torch.manual_seed(S)``, W1 and W2 are ``torch.randn(features, hidden)`` and then
     ``torch.randn(hidden, classes)``, as in the lab's ``sgd_mlp`` (:mod:`lab2_lightning.reference`).
 
-    Every epoch, after the step, the validation loop measures the current weights on both splits (the
-    DataModule serves the training split as validation loader 0), so the last epoch's numbers are those of the
-    final weights, as the lab computes them "at the end of training".
+    After every Lightning epoch (``data.steps_per_epoch`` steps), the validation loop measures the current
+    weights on both splits (the DataModule serves the training split as validation loader 0), so the last
+    numbers are those of the final weights, as the lab computes them "at the end of training".
 
     Args:
         n_features: input features (linked from the data by the CLI).
@@ -102,11 +104,11 @@ class LabMLP(pl.LightningModule):
             )
         if hidden < 1:
             raise LabError(f"model.hidden must be at least 1, got {hidden}")
-        if not (math.isfinite(lr) and lr > 0):
-            raise LabError(f"model.lr must be a positive number, got {lr}")
+        check_lr(lr)
         if class_names is not None and len(class_names) != n_classes:
             raise LabError(f"{len(class_names)} class names given for {n_classes} classes")
         self.save_hyperparameters()
+        self.automatic_optimization = False  # one plain step per batch, without Lightning's closure machinery
         self.class_names = list(class_names) if class_names is not None else [str(k) for k in range(n_classes)]
 
         self.W1 = nn.Parameter(torch.randn(n_features, hidden))
@@ -126,9 +128,6 @@ class LabMLP(pl.LightningModule):
         """Logits of the lab's network for preprocessed features ``x``."""
         return torch.relu(x @ self.W1 + self.b1) @ self.W2 + self.b2
 
-    def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits, y, reduction=self.hparams.reduction)
-
     def on_fit_start(self) -> None:
         data = self.trainer.datamodule
         if data is not None:
@@ -136,8 +135,12 @@ class LabMLP(pl.LightningModule):
             self.input_scale.copy_(data.scale)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        loss = self._loss(self(batch["x"].to(self.W1.dtype)), batch["y"])
-        self.log("train/loss", loss, prog_bar=True)
+        loss = F.cross_entropy(self(batch["x"].to(self.W1.dtype)), batch["y"], reduction="sum")
+        if self.hparams.reduction == "mean":
+            loss = loss / batch["split_rows"]  # the whole split's mean, also when this rank holds a shard
+        gradient_step(self, loss)
+        if logging_step(self):
+            self.log("train/loss", loss, prog_bar=True, reduce_fx="sum", sync_dist=True)
         return loss
 
     def _split_metrics(self) -> dict[str, SplitMetrics]:
@@ -169,7 +172,7 @@ class LabMLP(pl.LightningModule):
             "lr": self.hparams.lr,
             "bias": self.hparams.bias,
             "reduction": self.hparams.reduction,
-            "epochs": self.trainer.current_epoch if self._trainer is not None else None,
+            "epochs": self.trainer.global_step if self._trainer is not None else None,
             "class_names": self.class_names,
         }
         for split, final in self.final.items():

@@ -1,4 +1,4 @@
-"""A progress bar over epochs, the natural unit when every epoch is a single full-batch step."""
+"""A progress bar over the whole fit in steps, the lab's unit: each step is one full-batch gradient step."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from lightning.pytorch.callbacks import ProgressBar
 from tqdm.auto import tqdm
 
 
-class EpochProgressBar(ProgressBar):
-    """One bar for the whole fit, advanced once per epoch, showing the metrics logged with ``prog_bar=True``.
+class StepProgressBar(ProgressBar):
+    """One bar for the whole fit, advanced every step, showing the metrics logged with ``prog_bar=True``.
 
-    Lightning's default bar starts a new bar every epoch, which for the lab's 1000 one-batch epochs means 1000
-    bars and, on a terminal, more time drawing than training. tqdm redraws at most every ``refresh_seconds``.
+    Lightning's default bar starts a new bar every epoch and redraws per batch, which for the lab's tiny steps
+    means more time drawing than training. tqdm here redraws at most every ``refresh_seconds``.
 
     Args:
         refresh_seconds: least time between two redraws.
@@ -36,17 +36,18 @@ class EpochProgressBar(ProgressBar):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._enabled and trainer.is_global_zero:
+            total = trainer.estimated_stepping_batches
             self._bar = tqdm(
-                total=trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None,
-                initial=trainer.current_epoch,
+                total=int(total) if total != float("inf") else None,
+                initial=trainer.global_step,
                 desc=type(pl_module).__name__,
-                unit="epoch",
+                unit="step",
                 mininterval=self.refresh_seconds,
                 dynamic_ncols=True,
                 file=sys.stderr,
             )
 
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: object) -> None:
         if self._bar is not None:
             now = time.monotonic()
             if now - self._postfix_time >= self.refresh_seconds:

@@ -55,12 +55,7 @@ def make_figures(results: dict[str, Any]) -> dict[str, Figure]:
         "fig1_pca_vs_gd": pca_vs_gd_figure(
             np.asarray(pca["scores"]), np.asarray(pca["U"]), np.asarray(pca["labels"]), pca["class_names"]
         ),
-        "loss_curves": loss_curves_figure(
-            fact["curve_seed0"],
-            fact["svd_loss"],
-            mlp["curves_seed0"].get("train/loss", []),
-            mlp["curves_seed0"].get("val/loss", []),
-        ),
+        "loss_curves": loss_curves_figure(fact["curves_seed0"]["train/loss"], fact["svd_loss"], mlp["curves_seed0"]),
         "accuracy_spread": accuracy_spread_figure(
             {split: s["per_seed"] for split, s in mlp["summary"].items()}, mlp["class_names"]
         ),

@@ -23,7 +23,7 @@ def event_tags(run_dir: Path) -> dict[str, list[str]]:
 def test_factorise_run_writes_results_and_tensorboard(
     tmp_path: Path, configs: Path, run_cli: Callable[..., dict[str, Any]]
 ) -> None:
-    returned = run_cli("--config", str(configs / "factorise.yaml"), "--trainer.max_epochs", "300")
+    returned = run_cli("--config", str(configs / "factorise.yaml"), "--trainer.max_steps", "300")
     results = read_results(tmp_path)
     assert results["gd_loss"] == returned["gd_loss"]
     assert results["rank"] == 2 and results["epochs"] == 300 and results["lr"] == 0.01 and results["seed"] == 0
@@ -42,12 +42,12 @@ def test_factorise_run_writes_results_and_tensorboard(
 
 def test_repeated_runs_get_new_versions(tmp_path: Path, configs: Path, run_cli: Callable[..., Any]) -> None:
     for _ in range(2):
-        run_cli("--config", str(configs / "factorise.yaml"), "--trainer.max_epochs", "2")
+        run_cli("--config", str(configs / "factorise.yaml"), "--trainer.max_steps", "2")
     assert read_results(tmp_path, 1)["epochs"] == 2
     # A fixed version reuses the directory and its config.yaml without crashing.
     for _ in range(2):
         run_cli(
-            "--config", str(configs / "factorise.yaml"), "--trainer.max_epochs", "2",
+            "--config", str(configs / "factorise.yaml"), "--trainer.max_steps", "2",
             "--trainer.logger", "TensorBoardLogger", "--trainer.logger.save_dir", str(tmp_path),
             "--trainer.logger.version", "fixed",
         )  # fmt: skip
@@ -65,7 +65,7 @@ def test_print_config_round_trip(
     assert config["model"]["init_args"]["rank"] == 3 and config["trainer"]["precision"] == "64-true"
     saved = tmp_path / "printed.yaml"
     saved.write_text(printed)
-    results = run_cli("--config", str(saved), "--trainer.max_epochs", "5")
+    results = run_cli("--config", str(saved), "--trainer.max_steps", "5")
     assert results["rank"] == 3 and results["epochs"] == 5
 
 
@@ -86,7 +86,7 @@ def test_accelerator_shorthand(tmp_path: Path, configs: Path, flags: list[str]) 
 
 def test_model_chosen_by_short_name(tmp_path: Path, run_cli: Callable[..., Any]) -> None:
     results = run_cli(
-        "--model", "LowRankFactorisation", "--model.rank", "1", "--trainer.max_epochs", "3",
+        "--model", "LowRankFactorisation", "--model.rank", "1", "--trainer.max_steps", "3",
         "--trainer.precision", "64-true",
     )  # fmt: skip
     assert results["model"] == "LowRankFactorisation" and results["rank"] == 1

@@ -96,7 +96,7 @@ def test_report_from_a_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_dispatch_between_lab_and_single_experiment() -> None:
     assert not is_single_experiment([]) and not is_single_experiment(["--seeds", "3", "--accelerator", "gpu"])
     assert is_single_experiment(["--config", "configs/mlp.yaml"])
-    assert is_single_experiment(["--trainer.max_epochs=3"]) and is_single_experiment(["--model", "LabMLP"])
+    assert is_single_experiment(["--trainer.max_steps=3"]) and is_single_experiment(["--model", "LabMLP"])
 
 
 def test_lab_rejects_bad_seeds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,15 +20,15 @@ CLASSES = ["Iris-setosa", "Iris-versicolor", "Iris-virginica"]
 
 
 def lab_data() -> IrisDataModule:
-    return IrisDataModule(preprocessing="lab", stats_rows="all", val_size=50, split_seed=0)
+    return IrisDataModule(preprocessing="lab", stats_rows="all", val_size=50, split_seed=0, steps_per_epoch=10)
 
 
-def fit_mlp(seed: int, epochs: int = 100, **hparams: Any) -> tuple[LabMLP, IrisDataModule]:
+def fit_mlp(seed: int, steps: int = 100, **hparams: Any) -> tuple[LabMLP, IrisDataModule]:
     data = lab_data()
     pl.seed_everything(seed)
     model = LabMLP(n_features=4, n_classes=3, class_names=data.class_names, **hparams)
     pl.Trainer(
-        max_epochs=epochs,
+        max_steps=steps,
         accelerator="cpu",
         logger=False,
         enable_checkpointing=False,
@@ -77,7 +77,7 @@ def test_accuracies_equal_counts_by_hand_on_the_final_weights() -> None:
 
 
 def test_class_absent_from_a_split_has_no_accuracy() -> None:
-    model, _ = fit_mlp(0, epochs=1)
+    model, _ = fit_mlp(0, steps=1)
     model.final["val"]["confusion"][2] = 0  # as if no virginica were in the validation rows
     assert model.results()["val"]["acc_per_class"]["Iris-virginica"] is None
 
@@ -100,6 +100,6 @@ def test_mlp_run_through_main(tmp_path: Path, configs: Path, run_cli: Callable[.
 
 def test_lab_sheet_config_uses_mean_reduction(configs: Path, run_cli: Callable[..., dict[str, Any]]) -> None:
     results = run_cli(
-        "--config", str(configs / "mlp.yaml"), "--config", str(configs / "mlp_mean.yaml"), "--trainer.max_epochs", "3"
+        "--config", str(configs / "mlp.yaml"), "--config", str(configs / "mlp_mean.yaml"), "--trainer.max_steps", "3"
     )
     assert results["reduction"] == "mean" and results["epochs"] == 3

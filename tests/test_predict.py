@@ -19,7 +19,7 @@ CLASSES = ["Iris-setosa", "Iris-versicolor", "Iris-virginica"]
 
 @pytest.fixture
 def mlp_checkpoint(tmp_path: Path, configs: Path, run_cli: Callable[..., dict[str, Any]]) -> Path:
-    run_cli("--config", str(configs / "mlp.yaml"), "--trainer.max_epochs", "20")
+    run_cli("--config", str(configs / "mlp.yaml"), "--trainer.max_steps", "20")
     return tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
 
 
@@ -70,6 +70,6 @@ def test_prediction_errors(tmp_path: Path, mlp_checkpoint: Path, capsys: pytest.
 def test_checkpoint_of_the_other_model(
     tmp_path: Path, configs: Path, run_cli: Callable[..., Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run_cli("--config", str(configs / "factorise.yaml"), "--trainer.max_epochs", "2")
+    run_cli("--config", str(configs / "factorise.yaml"), "--trainer.max_steps", "2")
     checkpoint = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
     assert "LowRankFactorisation checkpoint, not an MLP's" in predict_error(capsys, str(checkpoint), "x.csv")

@@ -1,0 +1,49 @@
+"""The plain gradient step both exercises take, with the checks that keep a wrong number from being reported."""
+
+from __future__ import annotations
+
+import math
+
+import lightning.pytorch as pl
+import torch
+
+from lab2_lightning.errors import LabError
+
+
+def check_lr(lr: float) -> None:
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise LabError(f"model.lr must be a positive number, got {lr}")
+
+
+class DivergenceError(LabError):
+    """The loss stopped being a finite number: the run's numbers would be meaningless."""
+
+
+def gradient_step(module: pl.LightningModule, loss: torch.Tensor) -> None:
+    """One plain gradient step on ``loss`` with the module's single optimizer (manual optimisation).
+
+    Under DDP each rank holds a shard of the full batch and its loss is that shard's sum, while DDP *averages*
+    gradients over ranks: scaling by the world size makes the update the full-batch gradient, as on one device.
+    A non-finite loss on any rank stops the run before the step is taken.
+    """
+    trainer = module.trainer
+    finite = torch.isfinite(loss.detach()).to(torch.float32)
+    if trainer.world_size > 1:
+        finite = trainer.strategy.reduce(finite, reduce_op="min")
+    if not bool(finite):
+        lr = module.hparams.lr
+        raise DivergenceError(
+            f"training diverged at step {trainer.global_step + 1}: loss is {float(loss)} with lr {lr}; "
+            "lower model.lr (or normalise the data) and run again"
+        )
+    optimizer = module.optimizers()
+    optimizer.zero_grad()
+    module.manual_backward(loss * trainer.world_size)
+    optimizer.step()
+
+
+def logging_step(module: pl.LightningModule) -> bool:
+    """Whether Lightning writes this step's scalars (call after the step); skipping ``self.log`` on the other steps
+    saves its overhead. Matches Lightning's own rule: every ``log_every_n_steps``-th optimizer step."""
+    trainer = module.trainer
+    return trainer.global_step % trainer.log_every_n_steps == 0
