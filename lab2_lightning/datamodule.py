@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Literal
 
@@ -11,7 +12,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from lab2_lightning.errors import LabError
-from lab2_lightning.table import LabelColumn, packaged_iris, read_table
+from lab2_lightning.synthetic import SyntheticMatrix
+from lab2_lightning.table import LabelColumn, Table, packaged_iris, read_data
 
 Preprocessing = Literal["centre", "lab", "standardise", "none"]
 StatsRows = Literal["all", "train"]
@@ -56,9 +58,9 @@ class _FullBatch(Dataset):
 
 
 class IrisDataModule(pl.LightningDataModule):
-    """Iris, or any CSV of numeric features with an optional label column, as full batches.
+    """Iris, any CSV of numeric features with an optional label column, a matrix file, or a synthetic matrix.
 
-    Each batch is a dict with ``x`` (float64 features, preprocessed), ``y`` (class ids, -1 when the file has no
+    Each batch is a dict with ``x`` (the features, preprocessed, in ``dtype``), ``y`` (class ids, -1 without
     labels), ``index`` (the rows' positions in the training or validation split, so the factorisation can
     address its rows of U) and ``split_rows`` (the split's size, for a mean over the whole split).
 
@@ -67,10 +69,13 @@ class IrisDataModule(pl.LightningDataModule):
     overhead, which is much larger than one step on Iris.
 
     The data are read in ``__init__``, not ``setup``, so that their sizes (``n_rows``, ``n_features``,
-    ``n_classes``, ``class_names``) exist when the CLI links them into the model's arguments.
+    ``n_classes``, ``class_names``) exist when the CLI links them into the model's arguments. The full batch is
+    moved to the accelerator once and reused, not copied at every step.
 
     Args:
-        path: CSV file; default: the UCI ``iris.data`` shipped with this package.
+        path: CSV file (header and label column optional), or a ``.npy`` / ``.pt`` matrix; default: the UCI
+            ``iris.data`` shipped with this package.
+        synthetic: a low-rank-plus-noise matrix to generate instead of reading ``path``.
         label_column: index of the label column; ``auto`` takes the last column when it is not numeric;
             ``null`` for a file without labels.
         preprocessing: ``centre`` (subtract the column means; Exercise 1), ``lab`` (``(x - mean) / var``, the
@@ -85,23 +90,31 @@ class IrisDataModule(pl.LightningDataModule):
             the lab's split. It is separate from ``seed_everything`` so that one split can be kept while the
             model's initialisation varies. Rows keep the file's order when ``val_size`` is 0.
         steps_per_epoch: full-batch steps per Lightning epoch; validation and per-epoch checkpoints follow it.
+        dtype: dtype the features are kept in. ``float32`` halves a large matrix's memory and spares a
+            conversion at every step when the Trainer runs in 32-bit precision.
     """
 
     def __init__(
         self,
-        path: str | Path | None = None,
+        path: str | None = None,
+        synthetic: SyntheticMatrix | None = None,
         label_column: LabelColumn = "auto",
         preprocessing: Preprocessing = "centre",
         stats_rows: StatsRows = "all",
         val_size: int = 0,
         split_seed: int = 0,
         steps_per_epoch: int = 1,
+        dtype: Literal["float64", "float32"] = "float64",
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["synthetic"])
+        self.hparams["synthetic"] = asdict(synthetic) if synthetic is not None else None  # plain data in checkpoints
         if steps_per_epoch < 1:
             raise LabError(f"data.steps_per_epoch must be at least 1, got {steps_per_epoch}")
-        table = read_table(path if path is not None else packaged_iris(), label_column)
+        if synthetic is not None:
+            table = Table(synthetic.generate().numpy(), None, [], Path(f"synthetic {synthetic}"), [])
+        else:
+            table = read_data(path if path is not None else packaged_iris(), label_column)
         n = len(table.features)
         if not 0 <= val_size < n:
             raise LabError(f"data.val_size must be between 0 and {n - 1} (the file has {n} rows), got {val_size}")
@@ -118,11 +131,12 @@ class IrisDataModule(pl.LightningDataModule):
         y = torch.tensor(labels, dtype=torch.long)
         stats_from = x if stats_rows == "all" else x[torch.from_numpy(train_rows)]
         self.shift, self.scale = preprocessing_stats(stats_from, preprocessing)
-        x = (x - self.shift) / self.scale
+        x = ((x - self.shift) / self.scale).to(getattr(torch, dtype))
 
         self.train_x, self.train_y = x[train_rows], y[train_rows]
         self.val_x, self.val_y = x[val_rows], y[val_rows]
         self.train_rows, self.val_rows = torch.from_numpy(train_rows), torch.from_numpy(val_rows)
+        self._on_device: dict[tuple[int, torch.device], Batch] = {}
 
     @property
     def n_rows(self) -> int:
@@ -141,6 +155,13 @@ class IrisDataModule(pl.LightningDataModule):
     def _loader(x: torch.Tensor, y: torch.Tensor, repeats: int = 1) -> DataLoader:
         batch = {"x": x, "y": y, "index": torch.arange(len(x)), "split_rows": torch.tensor(len(x))}
         return DataLoader(_FullBatch(batch, repeats), batch_size=None)
+
+    def transfer_batch_to_device(self, batch: Batch, device: torch.device, dataloader_idx: int) -> Batch:
+        """Copy each full batch to the device once; every later step reuses that copy."""
+        key = (id(batch["x"]), device)
+        if key not in self._on_device:
+            self._on_device[key] = {k: v.to(device) for k, v in batch.items()}
+        return self._on_device[key]
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_x, self.train_y, self.hparams.steps_per_epoch)

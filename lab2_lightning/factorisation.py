@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lab2_lightning.analysis import linear_map_residual, pca_scores, principal_angles, svd_optimum_loss
+from lab2_lightning.analysis import auto_lr, linear_map_residual, pca_scores, principal_angles, svd_optimum
 from lab2_lightning.datamodule import Batch
 from lab2_lightning.errors import LabError
 from lab2_lightning.figures import pca_vs_gd_figure
@@ -33,10 +33,13 @@ class LowRankFactorisation(pl.LightningModule):
         n_rows: rows of A (linked from the data by the CLI).
         n_features: columns of A (linked from the data by the CLI).
         rank: rank r of the factorisation, 1 <= r <= min(rows, features).
-        lr: learning rate of the plain gradient step (the lab's 0.01).
+        lr: learning rate of the plain gradient step: the lab's 0.01, or ``auto``, a step stable from the start on
+            any matrix (:func:`~lab2_lightning.analysis.auto_lr`). The lab's 0.01 diverges on most larger matrices.
         gradient: ``autograd`` differentiates ``mse_loss`` as the lab does; ``closed_form`` uses
             :class:`~lab2_lightning.lowrank.LowRankSquaredError`, the same loss and gradients with far less memory
             traffic, for large matrices.
+        svd: how the Eckart–Young yardstick is computed: ``exact``, ``randomized`` (``torch.svd_lowrank``) or
+            ``auto`` (randomized when the smaller side of A exceeds 1000).
         class_names: names of the classes, used only to colour the PCA figure (linked from the data).
     """
 
@@ -45,8 +48,9 @@ class LowRankFactorisation(pl.LightningModule):
         n_rows: int = 150,
         n_features: int = 4,
         rank: int = 2,
-        lr: float = 0.01,
+        lr: float | Literal["auto"] = 0.01,
         gradient: Literal["autograd", "closed_form"] = "autograd",
+        svd: Literal["auto", "exact", "randomized"] = "auto",
         class_names: list[str] | None = None,
     ) -> None:
         super().__init__()
@@ -54,12 +58,16 @@ class LowRankFactorisation(pl.LightningModule):
             raise LabError(
                 f"model.rank must be between 1 and min(rows, features) = {min(n_rows, n_features)}, got {rank}"
             )
-        check_lr(lr)
+        if lr != "auto":
+            check_lr(lr)
         self.save_hyperparameters()
         self.automatic_optimization = False  # one plain step per batch, without Lightning's closure machinery
         self.U = nn.Parameter(torch.rand(n_rows, rank))
         self.V = nn.Parameter(torch.rand(n_features, rank))
         self.svd_loss = math.nan
+        self.svd_method = ""
+        self.lr_used = lr if lr != "auto" else math.nan
+        self._final: dict[str, Any] | None = None
 
     def reconstruction_loss(self, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """The lab's loss on the given rows of A: ``mse_loss(U[rows] @ V.T, x, reduction="sum")``."""
@@ -67,9 +75,17 @@ class LowRankFactorisation(pl.LightningModule):
             return low_rank_squared_error(self.U[rows], self.V, x)
         return F.mse_loss(self.U[rows] @ self.V.T, x, reduction="sum")
 
+    def _full_matrix(self) -> torch.Tensor:
+        """The whole of A (all ranks' rows), float64, on this module's device: for the yardsticks only."""
+        return self.trainer.datamodule.train_x.to(self.device, torch.float64)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        if self.hparams.lr == "auto":
+            self.lr_used = auto_lr(self.U, self.V, self.trainer.datamodule.train_x.to(self.device, self.U.dtype))
+        return torch.optim.SGD(self.parameters(), lr=self.lr_used)
+
     def on_fit_start(self) -> None:
-        A = self.trainer.datamodule.train_x
-        self.svd_loss = svd_optimum_loss(A.to(torch.float64), self.hparams.rank)
+        self.svd_loss, self.svd_method = svd_optimum(self._full_matrix(), self.hparams.rank, self.hparams.svd)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         loss = self.reconstruction_loss(batch["x"].to(self.U.dtype), batch["index"])
@@ -82,48 +98,54 @@ class LowRankFactorisation(pl.LightningModule):
                 self.log("train/relative_gap", gap, reduce_fx="sum", sync_dist=True)
         return loss
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
-
     @torch.no_grad()
-    def results(self) -> dict[str, Any]:
-        """The final numbers of Exercise 1 for the full matrix of the attached DataModule."""
-        data = self.trainer.datamodule
-        A = data.train_x.to(torch.float64)
-        U, V = self.U.detach().cpu().to(torch.float64), self.V.detach().cpu().to(torch.float64)
+    def _analyse(self) -> tuple[dict[str, Any], torch.Tensor]:
+        """The final numbers of Exercise 1, and the PCA scores they compare U with."""
+        A = self._full_matrix()
+        U, V = self.U.detach().double(), self.V.detach().double()
         rank = self.hparams.rank
         gd_loss = float(F.mse_loss(U @ V.T, A, reduction="sum"))
-        svd_loss = svd_optimum_loss(A, rank)
-        scores = pca_scores(A, rank)
-        return {
+        if self.svd_method == "":  # not fitted: no cached optimum yet
+            self.svd_loss, self.svd_method = svd_optimum(A, rank, self.hparams.svd)
+        scores = pca_scores(A, rank, self.svd_method)
+        results = {
             "rank": rank,
-            "lr": self.hparams.lr,
+            "lr": self.lr_used,
+            "lr_setting": self.hparams.lr,
+            "gradient": self.hparams.gradient,
             "epochs": self.trainer.global_step,
             "gd_loss": gd_loss,
-            "svd_loss": svd_loss,
+            "svd_loss": self.svd_loss,
+            "svd_method": self.svd_method,
             # At full rank the optimum is 0 and a relative gap means nothing: null, not NaN.
-            "relative_gap": (gd_loss - svd_loss) / svd_loss if svd_loss > 0 else None,
+            "relative_gap": (gd_loss - self.svd_loss) / self.svd_loss if self.svd_loss > 0 else None,
             "principal_angles_deg": torch.rad2deg(principal_angles(U, scores)).tolist(),
             "map_residual": linear_map_residual(U, scores),
         }
+        return results, scores
+
+    def results(self) -> dict[str, Any]:
+        """The final numbers of Exercise 1 on the attached DataModule's full matrix (computed once after fit)."""
+        if self._final is None:
+            self._final, _ = self._analyse()
+        return self._final
 
     def on_train_end(self) -> None:
         """Log the PCA-vs-U figure and the final comparison numbers to TensorBoard."""
-        final = self.results()
+        self._final, scores = self._analyse()
         scalars = {
-            "final/gd_loss": final["gd_loss"],
-            "final/svd_loss": final["svd_loss"],
-            "final/relative_gap": final["relative_gap"],
-            "final/max_principal_angle_deg": max(final["principal_angles_deg"]),
-            "final/map_residual": final["map_residual"],
+            "final/gd_loss": self._final["gd_loss"],
+            "final/svd_loss": self._final["svd_loss"],
+            "final/relative_gap": self._final["relative_gap"],
+            "final/max_principal_angle_deg": max(self._final["principal_angles_deg"]),
+            "final/map_residual": self._final["map_residual"],
         }
         log_final_scalars(self.trainer, {k: v for k, v in scalars.items() if v is not None})
-        data = self.trainer.datamodule
-        A = data.train_x.to(torch.float64)
-        figure = pca_vs_gd_figure(
-            pca_scores(A, min(2, self.hparams.rank)).numpy(),
-            self.U.detach().cpu().double().numpy(),
-            data.train_y.numpy(),
-            data.class_names,
-        )
-        log_figure(self.trainer, "pca_vs_gd", figure)
+        if self.trainer.is_global_zero:
+            figure = pca_vs_gd_figure(
+                scores[:, :2].cpu().numpy(),
+                self.U.detach().cpu().double().numpy(),
+                self.trainer.datamodule.train_y.numpy(),
+                self.trainer.datamodule.class_names,
+            )
+            log_figure(self.trainer, "pca_vs_gd", figure)

@@ -11,6 +11,7 @@ from lab2_lightning.errors import LabError
 
 
 def check_lr(lr: float) -> None:
+    """A learning rate must be a positive, finite number."""
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise LabError(f"model.lr must be a positive number, got {lr}")
 
@@ -30,13 +31,13 @@ def gradient_step(module: pl.LightningModule, loss: torch.Tensor) -> None:
     finite = torch.isfinite(loss.detach()).to(torch.float32)
     if trainer.world_size > 1:
         finite = trainer.strategy.reduce(finite, reduce_op="min")
+    optimizer = module.optimizers()
     if not bool(finite):
-        lr = module.hparams.lr
+        lr = optimizer.param_groups[0]["lr"]
         raise DivergenceError(
             f"training diverged at step {trainer.global_step + 1}: loss is {float(loss)} with lr {lr}; "
             "lower model.lr (or normalise the data) and run again"
         )
-    optimizer = module.optimizers()
     optimizer.zero_grad()
     module.manual_backward(loss * trainer.world_size)
     optimizer.step()

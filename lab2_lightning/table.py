@@ -79,6 +79,48 @@ def _label_position(frame: pd.DataFrame, label_column: LabelColumn, has_header: 
     return label_column % n_columns
 
 
+MATRIX_SUFFIXES = (".npy", ".pt")
+
+
+def read_matrix(path: str | Path) -> Table:
+    """A 2-D numeric array from ``.npy`` (no pickles) or ``.pt`` (a tensor, loaded with ``weights_only``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise LabError(f"{path}: no such file" if not path.exists() else f"{path}: not a regular file")
+    try:
+        if path.suffix == ".npy":
+            array = np.load(path, allow_pickle=False)
+        else:
+            import torch
+
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(loaded, torch.Tensor):
+                raise LabError(f"{path}: holds a {type(loaded).__name__}, not a tensor")
+            array = loaded.numpy(force=True) if loaded.dtype.is_floating_point else loaded.numpy()
+    except LabError:
+        raise
+    except Exception as err:
+        raise LabError(f"{path}: not a readable {path.suffix} matrix ({type(err).__name__})") from None
+    if array.ndim != 2 or 0 in array.shape:
+        raise LabError(f"{path}: expected a non-empty 2-D matrix, got shape {tuple(array.shape)}")
+    if not (np.issubdtype(array.dtype, np.number) and not np.iscomplexobj(array)):
+        raise LabError(f"{path}: expected real numbers, got dtype {array.dtype}")
+    values = np.asarray(array, dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise LabError(f"{path}, row {row + 1}, column {col + 1}: {values[row, col]} is not a finite number")
+    names = [f"x{c + 1}" for c in range(values.shape[1])]
+    return Table(values, None, names, path, list(range(1, len(values) + 1)))
+
+
+def read_data(path: str | Path, label_column: LabelColumn = "auto") -> Table:
+    """A matrix file (``.npy``, ``.pt``) by :func:`read_matrix`, or a CSV (any other name) by :func:`read_table`."""
+    if Path(path).suffix in MATRIX_SUFFIXES:
+        return read_matrix(path)
+    return read_table(path, label_column)
+
+
 def read_table(path: str | Path, label_column: LabelColumn = "auto") -> Table:
     """Read a CSV of numeric features and, optionally, one label column.
 
