@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -15,11 +16,14 @@ from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
+from jsonargparse import Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lab2_lightning.atomic import write_json
+from lab2_lightning.checkpoints import check_fits
 from lab2_lightning.datamodule import IrisDataModule
 from lab2_lightning.errors import LabError
 
@@ -37,6 +41,7 @@ os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
 warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
 warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
 warnings.filterwarnings("ignore", message=r".*`val_dataloader` but have no `validation_step`.*")
+warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined.*")
 # main() always hands LightningCLI its arguments explicitly, also when they came from the command line.
 warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
 # Lightning 2.6 on torch >= 2.10 warns about its own use of torch's pytree API; nothing a user can act on.
@@ -53,6 +58,13 @@ class LabCLI(LightningCLI):
             default=None,
             help="Shorthand for --trainer.accelerator (cpu, gpu, auto, ...); wins over it when both are given.",
         )
+        parser.add_argument(
+            "--ckpt_path",
+            type=str | None,
+            default=None,
+            help="Resume training from this checkpoint. 'last': the newest last.ckpt under "
+            "<trainer.default_root_dir>/lightning_logs, continuing in that run's directory.",
+        )
         parser.add_lightning_class_args(StepProgressBar, "progress_bar")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.every_n_epochs": 1})
@@ -65,6 +77,9 @@ class LabCLI(LightningCLI):
         if config.accelerator is not None:
             config.trainer.accelerator = config.accelerator
         check_accelerator(config.trainer.accelerator)
+        check_length(config.trainer.max_steps, config.trainer.max_epochs)
+        if config.ckpt_path == "last":
+            resume_last(config)
 
     def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
         """As LightningCLI's, but ``--trainer.enable_progress_bar false`` also drops the epoch progress bar."""
@@ -84,6 +99,29 @@ def check_accelerator(accelerator: Any) -> None:
         )
 
 
+def check_length(max_steps: int, max_epochs: int | None) -> None:
+    """A run must take at least one step: the lab's epochs are ``trainer.max_steps``."""
+    if max_steps == 0 or max_steps < -1:
+        raise LabError(f"trainer.max_steps (the lab's epochs) must be at least 1, got {max_steps}")
+    if max_epochs is not None and (max_epochs == 0 or max_epochs < -1):
+        raise LabError(f"trainer.max_epochs must be at least 1 (or -1 for no limit), got {max_epochs}")
+
+
+def resume_last(config: Any) -> None:
+    """Turn ``--ckpt_path last`` into the newest ``last.ckpt`` of the default log directory, and log the resumed
+    run into that same run directory (Lightning's own ``last`` looks only in the new run's directory)."""
+    root = Path(config.trainer.default_root_dir or ".")
+    candidates = sorted(root.glob("lightning_logs/*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not candidates:
+        raise LabError(f"--ckpt_path last: no {root / 'lightning_logs/*/checkpoints/last.ckpt'} to resume from")
+    config.ckpt_path = str(candidates[-1])
+    if config.trainer.logger in (None, True):
+        config.trainer.logger = Namespace(
+            class_path="lightning.pytorch.loggers.TensorBoardLogger",
+            init_args=Namespace(save_dir=str(root), name="lightning_logs", version=candidates[-1].parents[1].name),
+        )
+
+
 def build_cli(args: list[str] | None) -> LabCLI:
     """Parse ``args`` (``None``: the command line); build the DataModule, the model and the Trainer (no training)."""
     return LabCLI(
@@ -99,8 +137,12 @@ def build_cli(args: list[str] | None) -> LabCLI:
 
 
 def train(cli: LabCLI) -> dict[str, Any]:
-    """Fit the model, then write ``results.json`` into the run's log directory (rank 0, atomically)."""
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    """Fit the model (resuming from ``--ckpt_path``), then write ``results.json`` into the run's log directory
+    (rank 0, atomically). A run that fails or diverges raises before anything is written."""
+    ckpt_path = cli.config.ckpt_path
+    if ckpt_path is not None:
+        check_fits(ckpt_path, cli.model)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path, weights_only=True)
     results = {
         "model": type(cli.model).__name__,
         **cli.model.results(),
@@ -108,8 +150,9 @@ def train(cli: LabCLI) -> dict[str, Any]:
         "data": str(cli.datamodule.source),
         "settings": json.loads(cli.parser.dump(cli.config, format="json")),
     }
+    path = results_path(cli.trainer)  # on every rank: under DDP, finding the log directory is a collective call
     if cli.trainer.is_global_zero:
-        write_json(results_path(cli.trainer), results)
+        write_json(path, results)
     return results
 
 
@@ -133,9 +176,13 @@ def main(args: list[str] | None = None) -> dict[str, Any]:
     try:
         cli = build_cli(args)
         results = train(cli)
+        path = results_path(cli.trainer)  # every rank takes part in finding it
         if cli.trainer.is_global_zero:
-            print(f"results: {results_path(cli.trainer)}")
+            print(f"results: {path}")
         return results
+    except SIGTERMException:
+        print("error: stopped by SIGTERM; resume with --ckpt_path last (same options)", file=sys.stderr)
+        raise SystemExit(128 + signal.SIGTERM) from None
     except Exception as error:
         cause = user_error(error)
         if cause is None:

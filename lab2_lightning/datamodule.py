@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Literal
@@ -9,7 +11,7 @@ from typing import Literal
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, IterableDataset
 
 from lab2_lightning.errors import LabError
 from lab2_lightning.synthetic import SyntheticMatrix
@@ -43,8 +45,12 @@ def preprocessing_stats(x: torch.Tensor, preprocessing: Preprocessing) -> tuple[
     return mean, spread
 
 
-class _FullBatch(Dataset):
-    """The whole split as a single batch, served ``repeats`` times: every step of the lab is on all rows."""
+class FullBatch(IterableDataset):
+    """The whole split (this rank's share under DDP) as a single batch, served ``repeats`` times.
+
+    Every step of the lab is on all rows. It is an iterable data set so that Lightning does not put a
+    ``DistributedSampler`` over it: the rows are already split between ranks, the batch is not.
+    """
 
     def __init__(self, batch: Batch, repeats: int = 1) -> None:
         self.batch = batch
@@ -53,8 +59,8 @@ class _FullBatch(Dataset):
     def __len__(self) -> int:
         return self.repeats
 
-    def __getitem__(self, index: int) -> Batch:
-        return self.batch
+    def __iter__(self) -> Iterator[Batch]:
+        return itertools.repeat(self.batch, self.repeats)
 
 
 class IrisDataModule(pl.LightningDataModule):
@@ -136,7 +142,7 @@ class IrisDataModule(pl.LightningDataModule):
         self.train_x, self.train_y = x[train_rows], y[train_rows]
         self.val_x, self.val_y = x[val_rows], y[val_rows]
         self.train_rows, self.val_rows = torch.from_numpy(train_rows), torch.from_numpy(val_rows)
-        self._on_device: dict[tuple[int, torch.device], Batch] = {}
+        self._on_device: dict[tuple[int, torch.device], tuple[Batch, Batch]] = {}
 
     @property
     def n_rows(self) -> int:
@@ -151,17 +157,27 @@ class IrisDataModule(pl.LightningDataModule):
     def n_classes(self) -> int:
         return len(self.class_names)
 
-    @staticmethod
-    def _loader(x: torch.Tensor, y: torch.Tensor, repeats: int = 1) -> DataLoader:
-        batch = {"x": x, "y": y, "index": torch.arange(len(x)), "split_rows": torch.tensor(len(x))}
-        return DataLoader(_FullBatch(batch, repeats), batch_size=None)
+    def _loader(self, x: torch.Tensor, y: torch.Tensor, repeats: int = 1) -> DataLoader:
+        """The split as one batch; under DDP, this rank's contiguous share of its rows (the update stays the
+        full-batch gradient: see :func:`~lab2_lightning.steps.gradient_step`)."""
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        if len(x) < world:
+            raise LabError(f"{len(x)} rows cannot be shared between {world} devices: use fewer devices")
+        bounds = np.linspace(0, len(x), world + 1).round().astype(int)
+        start, stop = int(bounds[rank]), int(bounds[rank + 1])
+        rows = torch.arange(start, stop)
+        batch = {"x": x[start:stop], "y": y[start:stop], "index": rows, "split_rows": torch.tensor(len(x))}
+        return DataLoader(FullBatch(batch, repeats), batch_size=None)
 
     def transfer_batch_to_device(self, batch: Batch, device: torch.device, dataloader_idx: int) -> Batch:
         """Copy each full batch to the device once; every later step reuses that copy."""
-        key = (id(batch["x"]), device)
-        if key not in self._on_device:
-            self._on_device[key] = {k: v.to(device) for k, v in batch.items()}
-        return self._on_device[key]
+        key = (id(batch), device)
+        if key not in self._on_device:  # the cache keeps ``batch`` alive, so its id cannot be reused meanwhile
+            self._on_device[key] = (batch, {k: v.to(device) for k, v in batch.items()})
+        return self._on_device[key][1]
+
+    def teardown(self, stage: str) -> None:
+        self._on_device.clear()
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_x, self.train_y, self.hparams.steps_per_epoch)

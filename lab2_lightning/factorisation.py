@@ -11,12 +11,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from lab2_lightning.analysis import auto_lr, linear_map_residual, pca_scores, principal_angles, svd_optimum
+from lab2_lightning.checkpoints import adopt_checkpoint_dtype
 from lab2_lightning.datamodule import Batch
 from lab2_lightning.errors import LabError
 from lab2_lightning.figures import pca_vs_gd_figure
 from lab2_lightning.lowrank import low_rank_squared_error
 from lab2_lightning.steps import check_lr, gradient_step, logging_step
-from lab2_lightning.tb_logging import log_figure, log_final_scalars
+from lab2_lightning.tb_logging import log_figure, log_scalars
 
 
 class LowRankFactorisation(pl.LightningModule):
@@ -84,15 +85,21 @@ class LowRankFactorisation(pl.LightningModule):
             self.lr_used = auto_lr(self.U, self.V, self.trainer.datamodule.train_x.to(self.device, self.U.dtype))
         return torch.optim.SGD(self.parameters(), lr=self.lr_used)
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        adopt_checkpoint_dtype(self, checkpoint)
+
     def on_fit_start(self) -> None:
         self.svd_loss, self.svd_method = svd_optimum(self._full_matrix(), self.hparams.rank, self.hparams.svd)
+
+    def on_train_start(self) -> None:
+        # A constant: written once, straight to the loggers, rather than through ``self.log`` at every step.
+        log_scalars(self.trainer, {"train/svd_loss": self.svd_loss})
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         loss = self.reconstruction_loss(batch["x"].to(self.U.dtype), batch["index"])
         gradient_step(self, loss)
         if logging_step(self):
             self.log("train/loss", loss, prog_bar=True, reduce_fx="sum", sync_dist=True)
-            self.log("train/svd_loss", self.svd_loss)
             if self.svd_loss > 0:
                 gap = (loss.detach() - self.svd_loss) / self.svd_loss
                 self.log("train/relative_gap", gap, reduce_fx="sum", sync_dist=True)
@@ -140,7 +147,7 @@ class LowRankFactorisation(pl.LightningModule):
             "final/max_principal_angle_deg": max(self._final["principal_angles_deg"]),
             "final/map_residual": self._final["map_residual"],
         }
-        log_final_scalars(self.trainer, {k: v for k, v in scalars.items() if v is not None})
+        log_scalars(self.trainer, {k: v for k, v in scalars.items() if v is not None})
         if self.trainer.is_global_zero:
             figure = pca_vs_gd_figure(
                 scores[:, :2].cpu().numpy(),

@@ -12,6 +12,7 @@ from torchmetrics import ClasswiseWrapper, MetricCollection
 from torchmetrics.aggregation import SumMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from lab2_lightning.checkpoints import adopt_checkpoint_dtype
 from lab2_lightning.datamodule import Batch
 from lab2_lightning.errors import LabError
 from lab2_lightning.figures import confusion_figure
@@ -127,6 +128,9 @@ class LabMLP(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of the lab's network for preprocessed features ``x``."""
         return torch.relu(x @ self.W1 + self.b1) @ self.W2 + self.b2
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        adopt_checkpoint_dtype(self, checkpoint)
 
     def on_fit_start(self) -> None:
         data = self.trainer.datamodule

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import pickle
 import sys
 from pathlib import Path
 
@@ -12,24 +11,10 @@ import pandas as pd
 import torch
 
 from lab2_lightning.atomic import atomic_write
+from lab2_lightning.checkpoints import checkpoint_model_name, load_checkpoint
 from lab2_lightning.errors import LabError
 from lab2_lightning.mlp import LabMLP
 from lab2_lightning.table import read_table
-
-
-def load_checkpoint(path: str | Path) -> dict:
-    """Load a Lightning checkpoint with ``weights_only=True``: tensors and plain containers, no arbitrary objects."""
-    path = Path(path)
-    if not path.is_file():
-        raise LabError(f"{path}: no such checkpoint file")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise LabError(f"{path}: not a readable checkpoint (truncated or corrupt?): {reason[:200]}") from None
-    if not isinstance(checkpoint, dict) or not {"state_dict", "hyper_parameters"} <= checkpoint.keys():
-        raise LabError(f"{path}: not a checkpoint written by this project's training")
-    return checkpoint
 
 
 def load_mlp(path: str | Path) -> LabMLP:
@@ -37,8 +22,7 @@ def load_mlp(path: str | Path) -> LabMLP:
     checkpoint = load_checkpoint(path)
     hparams = checkpoint["hyper_parameters"]
     if "W1" not in checkpoint["state_dict"]:
-        kind = str(hparams.get("_class_path", "another model")).rsplit(".", 1)[-1]
-        raise LabError(f"{path}: this is a {kind} checkpoint, not an MLP's (LabMLP)")
+        raise LabError(f"{path}: this is a {checkpoint_model_name(checkpoint)} checkpoint, not an MLP's (LabMLP)")
     accepted = inspect.signature(LabMLP.__init__).parameters
     model = LabMLP(**{k: v for k, v in hparams.items() if k in accepted})
     model.load_state_dict(checkpoint["state_dict"])

@@ -35,7 +35,7 @@ def gradient_step(module: pl.LightningModule, loss: torch.Tensor) -> None:
     if not bool(finite):
         lr = optimizer.param_groups[0]["lr"]
         raise DivergenceError(
-            f"training diverged at step {trainer.global_step + 1}: loss is {float(loss)} with lr {lr}; "
+            f"training diverged at step {trainer.global_step + 1}: loss is {float(loss.detach())} with lr {lr}; "
             "lower model.lr (or normalise the data) and run again"
         )
     optimizer.zero_grad()

@@ -17,8 +17,8 @@ def log_figure(trainer: pl.Trainer, tag: str, figure: Figure) -> None:
     plt.close(figure)
 
 
-def log_final_scalars(trainer: pl.Trainer, metrics: dict[str, float]) -> None:
-    """Log end-of-run numbers to every logger at the last step, then flush them to disk."""
+def log_scalars(trainer: pl.Trainer, metrics: dict[str, float]) -> None:
+    """Log numbers to every logger at the current step (rank 0), then flush them to disk."""
     if trainer.is_global_zero:
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)

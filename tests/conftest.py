@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# isort: off
+import lab2_lightning  # noqa: F401  (first: it sets MKL_CBWR before torch loads MKL)
+
+# isort: on
 import json
 from collections.abc import Callable
 from pathlib import Path

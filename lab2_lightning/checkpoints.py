@@ -1,0 +1,61 @@
+"""Loading checkpoints safely (``weights_only``) and checking that one fits the model it is meant for."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+from lab2_lightning.errors import LabError
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a Lightning checkpoint with ``weights_only=True``: tensors and plain containers, no arbitrary objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise LabError(f"{path}: no such checkpoint file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise LabError(f"{path}: not a readable checkpoint (truncated or corrupt?): {reason[:200]}") from None
+    if not isinstance(checkpoint, dict) or not {"state_dict", "hyper_parameters"} <= checkpoint.keys():
+        raise LabError(f"{path}: not a checkpoint written by this project's training")
+    return checkpoint
+
+
+def checkpoint_model_name(checkpoint: dict[str, Any]) -> str:
+    """The class name of the model a checkpoint holds, as the CLI recorded it."""
+    return str(checkpoint["hyper_parameters"].get("_class_path", "another model")).rsplit(".", 1)[-1]
+
+
+def check_fits(path: str | Path, model: pl.LightningModule) -> None:
+    """Refuse, in one line, a checkpoint whose parameters are not this model's (another model, other sizes)."""
+    checkpoint = load_checkpoint(path)
+    saved, expected = checkpoint["state_dict"], model.state_dict()
+    if saved.keys() != expected.keys():
+        raise LabError(
+            f"{path}: this is a {checkpoint_model_name(checkpoint)} checkpoint; it cannot resume a "
+            f"{type(model).__name__}"
+        )
+    for name, tensor in expected.items():
+        if saved[name].shape != tensor.shape:
+            raise LabError(
+                f"{path}: {name} has shape {tuple(saved[name].shape)} in the checkpoint but "
+                f"{tuple(tensor.shape)} in this model (other data or sizes?)"
+            )
+
+
+def adopt_checkpoint_dtype(module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+    """Give ``module`` the floating dtype of the checkpoint's weights before Lightning loads them.
+
+    Lightning restores a checkpoint *before* it applies ``precision`` to the model, so float64 weights would be
+    copied into the float32 parameters the module was built with, rounded, and only then widened back: a resumed
+    64-bit run would not continue from the exact weights it saved. Call from ``on_load_checkpoint``.
+    """
+    dtypes = {t.dtype for t in checkpoint["state_dict"].values() if t.is_floating_point()}
+    if len(dtypes) == 1:
+        module.to(dtypes.pop())

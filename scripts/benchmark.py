@@ -1,0 +1,517 @@
+"""Benchmark: Lightning's overhead against the lab's plain loops, large matrices against the memory bandwidth,
+time to the SVD optimum, and the whole lab as a process. Prints a table and writes JSON.
+
+    python scripts/benchmark.py --quick            # under a minute, smaller sizes
+    python scripts/benchmark.py                    # the sizes the README reports
+    python scripts/benchmark.py --device cuda --size 100000x10000
+
+Every comparison is measured side by side in this one process (medians of --repeats runs after a warm-up,
+min and max shown): on a shared machine the ratios are what count, not the absolute times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
+from torch.utils.data import DataLoader
+
+from lab2_lightning.analysis import svd_optimum_loss
+from lab2_lightning.atomic import write_json
+from lab2_lightning.cli import build_cli
+from lab2_lightning.datamodule import FullBatch, IrisDataModule
+from lab2_lightning.factorisation import LowRankFactorisation
+from lab2_lightning.reference import gd_factorise_ad, mlp_forward
+from lab2_lightning.synthetic import SyntheticMatrix
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+
+
+def timings(run: Callable[[], float | None], repeats: int) -> dict[str, float]:
+    """Median, min and max seconds of ``repeats`` calls after one warm-up; ``run`` may return its own time."""
+    run()
+    values = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        own = run()
+        values.append(own if own is not None else time.perf_counter() - start)
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ----------------------------------------------------------------------------------------------- (a) overhead
+
+
+def plain_mlp_with_validation(data: IrisDataModule, steps: int, every: int, lr: float = 0.01) -> None:
+    """The lab's MLP loop, plus what the Lightning run also does: loss and accuracy on both splits every
+    ``every`` steps (the config's ``steps_per_epoch``)."""
+    x, y, xv, yv = data.train_x.float(), data.train_y, data.val_x.float(), data.val_y
+    W1 = torch.randn(x.shape[1], 12, requires_grad=True)
+    W2 = torch.randn(12, 3, requires_grad=True)
+    b1 = torch.tensor(0.0, requires_grad=True)
+    b2 = torch.tensor(0.0, requires_grad=True)
+    params = (W1, W2, b1, b2)
+    for step in range(steps):
+        loss = F.cross_entropy(mlp_forward(x, *params), y, reduction="sum")
+        loss.backward()
+        with torch.no_grad():
+            for p in params:
+                p -= lr * p.grad
+                p.grad.zero_()
+        if (step + 1) % every:
+            continue
+        with torch.no_grad():
+            for features, labels in ((x, y), (xv, yv)):
+                logits = mlp_forward(features, *params)
+                F.cross_entropy(logits, labels, reduction="sum")
+                (logits.argmax(1) == labels).float().mean()
+
+
+class LoopTimer(Callback):
+    """The training loop's wall time, from ``on_train_start`` to ``on_train_end`` (callbacks run before the
+    module's own ``on_train_end``, so the final analysis and figures are not in it)."""
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.start = time.perf_counter()
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.seconds = time.perf_counter() - self.start
+
+
+def lightning_seconds(config: str, log_dir: Path) -> tuple[float, float]:
+    """The training loop's and the whole ``fit``'s seconds for a config as a user runs it: TensorBoard logging,
+    the progress bar, validation and checkpoints as the config sets them."""
+    cli = build_cli(
+        ["--config", str(CONFIGS / config), "--trainer.default_root_dir", str(log_dir),
+         "--trainer.callbacks+=__main__.LoopTimer"]
+    )  # fmt: skip
+    start = time.perf_counter()
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    fit = time.perf_counter() - start
+    return next(c for c in cli.trainer.callbacks if isinstance(c, LoopTimer)).seconds, fit
+
+
+def bench_overhead(repeats: int) -> list[dict[str, Any]]:
+    rows = []
+    iris = IrisDataModule(preprocessing="centre")
+    lab = IrisDataModule(preprocessing="lab", val_size=50)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, config, steps, plain in (
+            ("factorisation, 1000 steps", "factorise.yaml", 1000, lambda: gd_factorise_ad(iris.train_x, 2)),
+            ("MLP, 100 steps, validation every 10", "mlp.yaml", 100, lambda: plain_mlp_with_validation(lab, 100, 10)),
+        ):
+            fits: list[float] = []
+
+            def baseline(plain: Callable[[], object] = plain) -> None:
+                torch.manual_seed(0)
+                plain()
+
+            def loop(config: str = config, fits: list[float] = fits) -> float:
+                seconds, fit = lightning_seconds(config, Path(tmp))
+                fits.append(fit)
+                return seconds
+
+            base = timings(baseline, repeats)
+            ours = timings(loop, repeats)
+            rows.append(
+                {
+                    "experiment": name,
+                    "plain_ms_per_step": 1e3 * base["median"] / steps,
+                    "lightning_ms_per_step": 1e3 * ours["median"] / steps,
+                    "lightning_ms_per_step_min_max": [1e3 * ours["min"] / steps, 1e3 * ours["max"] / steps],
+                    "ratio": ours["median"] / base["median"],
+                    "fit_seconds_with_final_figures": statistics.median(fits[1:]),
+                }
+            )
+    return rows
+
+
+# ----------------------------------------------------------------------------------------- (b) large matrices
+
+
+class StepTimer(Callback):
+    """Wall time of every training step (synchronised on a GPU), and the peak memory the steps add."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self.peak_extra_bytes = 0
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        device = pl_module.device
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+            self._base = torch.cuda.memory_allocated(device)
+        else:
+            reset_peak_rss()
+            self._base = rss_bytes("VmRSS")
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        synchronize(pl_module.device)
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        synchronize(pl_module.device)
+        self.seconds.append(time.perf_counter() - self._start)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        device = pl_module.device
+        peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else rss_bytes("VmHWM")
+        self.peak_extra_bytes = max(0, peak - self._base)
+
+
+def rss_bytes(field: str) -> int:
+    """``VmRSS`` (now) or ``VmHWM`` (peak) of this process, from /proc (Linux); 0 elsewhere."""
+    status = Path("/proc/self/status")
+    if not status.exists():
+        return 0
+    for line in status.read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def reset_peak_rss() -> None:
+    """Reset VmHWM to the current RSS (Linux: writing 5 to clear_refs), so the peak is that of what follows."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def copy_bandwidth(A: torch.Tensor, repeats: int) -> float:
+    """Bytes per second of ``out.copy_(A)``, counting the bytes read and written."""
+    out = torch.empty_like(A)
+
+    def copy() -> float:
+        synchronize(A.device)
+        start = time.perf_counter()
+        out.copy_(A)
+        synchronize(A.device)
+        return time.perf_counter() - start
+
+    return 2 * A.numel() * A.element_size() / timings(copy, repeats)["median"]
+
+
+class MatrixData(pl.LightningDataModule):
+    """A matrix already on its device as the factorisation's full batch, ``steps`` times (no file, no copy)."""
+
+    def __init__(self, A: torch.Tensor, steps: int) -> None:
+        super().__init__()
+        self.train_x = A
+        self.train_y = torch.full((A.shape[0],), -1)
+        self.class_names: list[str] = []
+        self.batch = {"x": A, "index": torch.arange(A.shape[0], device=A.device)}
+        self.steps = steps
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(FullBatch(self.batch, self.steps), batch_size=None)
+
+
+def fit_steps(
+    A: torch.Tensor, rank: int, precision: str, gradient: str, steps: int, device: torch.device
+) -> tuple[list[float], int]:
+    """Step times and peak extra bytes of ``steps`` GD steps through the project's LightningModule."""
+    torch.manual_seed(0)
+    model = LowRankFactorisation(n_rows=A.shape[0], n_features=A.shape[1], rank=rank, lr="auto", gradient=gradient)
+    timer = StepTimer()
+    trainer = pl.Trainer(
+        accelerator=device.type,
+        devices=1,
+        precision=precision,
+        max_steps=steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+    )
+    trainer.fit(model, datamodule=MatrixData(A, steps))
+    return timer.seconds, timer.peak_extra_bytes
+
+
+def bench_large(size: tuple[int, int], device: torch.device, repeats: int) -> dict[str, Any]:
+    m, n = size
+    base = SyntheticMatrix(rows=m, cols=n, rank=16, noise=0.1, seed=0).generate()
+    base -= base.mean(0)
+    rows = []
+    bandwidth = {}
+    cases = [(16, torch.float32, "closed_form"), (64, torch.float32, "closed_form"), (16, torch.float32, "autograd")]
+    cases += [(16, torch.float64, "closed_form"), (64, torch.float64, "closed_form")]
+    for rank, dtype, gradient in cases:
+        A = base.to(device=device, dtype=dtype)
+        if dtype not in bandwidth:
+            bandwidth[dtype] = copy_bandwidth(A, repeats)
+        precision = "64-true" if dtype == torch.float64 else "32-true"
+        seconds, peak = fit_steps(A, rank, precision, gradient, repeats + 1, device)
+        step = statistics.median(seconds[1:])
+        array = m * n * A.element_size()
+        bound = 5 * array / bandwidth[dtype]  # read A, write R, read R for the loss and twice in the backward
+        rows.append(
+            {
+                "rank": rank,
+                "dtype": str(dtype).removeprefix("torch."),
+                "gradient": gradient,
+                "ms_per_step": 1e3 * step,
+                "ms_min_max": [1e3 * min(seconds[1:]), 1e3 * max(seconds[1:])],
+                "steps_per_s": 1 / step,
+                "gflops": (6 * m * n * rank + 2 * m * n) / step / 1e9,
+                "bound_ms": 1e3 * bound,
+                "fraction_of_bound": bound / step,
+                "peak_extra_arrays": peak / array,
+            }
+        )
+        del A
+    return {
+        "size": [m, n],
+        "device": device.type,
+        "copy_gb_per_s": {str(k).removeprefix("torch."): v / 1e9 for k, v in bandwidth.items()},
+        "byte_model": "5 passes over an m x n array per step: read A and write R = UVᵀ - A (addmm), read R for "
+        "the loss, read R for 2RV and for 2RᵀU; bound = those bytes / measured copy bandwidth",
+        "rows": rows,
+    }
+
+
+# ------------------------------------------------------------------------------------ (c) time to the optimum
+
+
+class StopNearOptimum(Callback):
+    def __init__(self, target: float) -> None:
+        self.target = target
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, *args: Any) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if float(loss) <= self.target:
+            trainer.should_stop = True
+
+
+def bench_time_to_optimum(size: tuple[int, int], device: torch.device, max_steps: int) -> dict[str, Any]:
+    m, n = size
+    rank = 10
+    A = SyntheticMatrix(rows=m, cols=n, rank=rank, noise=0.1, seed=1).generate().to(device)
+    A -= A.mean(0)
+    optimum = svd_optimum_loss(A, rank)
+    rows = []
+
+    synchronize(device)
+    start = time.perf_counter()
+    S = torch.linalg.svdvals(A)
+    float((S[rank:] ** 2).sum())
+    rows.append({"method": "torch.linalg.svd (exact)", "seconds": time.perf_counter() - start, "gap": 0.0})
+
+    synchronize(device)
+    start = time.perf_counter()
+    U_, S_, V_ = torch.svd_lowrank(A, q=rank + 10, niter=4)
+    approx = float(F.mse_loss((U_[:, :rank] * S_[:rank]) @ V_[:, :rank].T, A, reduction="sum"))
+    rows.append({"method": "torch.svd_lowrank", "seconds": time.perf_counter() - start, "gap": approx / optimum - 1})
+
+    torch.manual_seed(0)
+    model = LowRankFactorisation(n_rows=m, n_features=n, rank=rank, lr="auto", gradient="closed_form")
+    trainer = pl.Trainer(
+        accelerator=device.type, devices=1, precision="64-true", max_steps=max_steps, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        callbacks=[StopNearOptimum(1.01 * optimum)],
+    )  # fmt: skip
+    start = time.perf_counter()
+    trainer.fit(model, datamodule=MatrixData(A, max_steps))
+    seconds = time.perf_counter() - start
+    final = model.results()["gd_loss"]
+    rows.append(
+        {
+            "method": f"GD, lr auto = {model.lr_used:.3g} ({trainer.global_step} steps)",
+            "seconds": seconds,
+            "gap": final / optimum - 1,
+            "reached": final <= 1.01 * optimum,
+        }
+    )
+    return {"size": [m, n], "rank": rank, "optimum": optimum, "rows": rows}
+
+
+# --------------------------------------------------------------------------------------- (d) whole process
+
+PLAIN_LAB = """
+import torch, torch.nn.functional as F
+from lab2_lightning.datamodule import FullBatch, IrisDataModule
+from lab2_lightning.reference import gd_factorise_ad, sgd_mlp, mlp_forward
+A = IrisDataModule(preprocessing="centre").train_x
+for rank in (1, 2, 3, 4):
+    torch.manual_seed(0)
+    U, V = gd_factorise_ad(A, rank)
+    float(F.mse_loss(U @ V.T, A, reduction="sum")), float((torch.linalg.svdvals(A)[rank:] ** 2).sum())
+data = IrisDataModule(preprocessing="lab", val_size=50)
+torch.manual_seed(0)
+w = sgd_mlp(data.train_x.float(), data.train_y)
+for x, y in ((data.train_x, data.train_y), (data.val_x, data.val_y)):
+    (mlp_forward(x.float(), *w.values()).argmax(1) == y).float().mean()
+"""
+
+
+# Runs a script and records its own peak RSS (VmHWM) at exit. rusage's maxrss would also count the memory of this
+# benchmark process, which the child inherits between fork and exec.
+PEAK_WRAPPER = """
+import atexit, runpy, sys
+from pathlib import Path
+report, script = sys.argv[1], sys.argv[2]
+def peak():
+    hwm = [l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmHWM:")]
+    Path(report).write_text(hwm[0].split()[1] if hwm else "0")
+atexit.register(peak)
+sys.argv = sys.argv[2:]
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+def run_process(script: Path, args: list[str], cwd: Path) -> dict[str, float]:
+    """Wall time and peak resident memory of ``python script args`` in a child process."""
+    report = cwd / "peak_kb"
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK_WRAPPER, str(report), str(script), *args],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{script} exited with {done.returncode}: {done.stderr[-500:]}")
+    return {"seconds": seconds, "peak_rss_mb": int(report.read_text()) / 1024}
+
+
+def bench_process() -> list[dict[str, Any]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        lab = run_process(
+            ROOT / "scripts" / "train.py",
+            ["--seeds", "1", "--accelerator", "cpu", "--out", f"{tmp}/reports", "--log_dir", f"{tmp}/logs"],
+            Path(tmp),
+        )
+        plain_script = Path(tmp) / "plain_lab.py"
+        plain_script.write_text(PLAIN_LAB)
+        plain = run_process(plain_script, [], Path(tmp))
+    return [
+        {"process": "python scripts/train.py --seeds 1 (report, figures, TensorBoard, checkpoints)", **lab},
+        {"process": "plain script: the same trainings with the lab's loops, no outputs", **plain},
+    ]
+
+
+# ------------------------------------------------------------------------------------------------- the table
+
+
+def print_overhead(rows: list[dict[str, Any]], device: str) -> None:
+    print(f"\n## (a) Lightning against the lab's plain loop ({device})\n")
+    print(
+        "| experiment | plain ms/step | Lightning ms/step (min–max) | ratio | whole fit s, with final figures |"
+        "\n|---|---|---|---|---|"
+    )
+    for r in rows:
+        lo, hi = r["lightning_ms_per_step_min_max"]
+        print(
+            f"| {r['experiment']} | {r['plain_ms_per_step']:.3f} | {r['lightning_ms_per_step']:.3f} "
+            f"({lo:.3f}–{hi:.3f}) | {r['ratio']:.2f}× | {r['fit_seconds_with_final_figures']:.2f} |"
+        )
+
+
+def print_large(large: dict[str, Any]) -> None:
+    m, n = large["size"]
+    copy = ", ".join(f"{k} {v:.1f} GB/s" for k, v in large["copy_gb_per_s"].items())
+    print(f"\n## (b) {m}×{n} on {large['device']}: copy bandwidth {copy}\n")
+    print(
+        "| rank | dtype | gradient | ms/step (min–max) | steps/s | GFLOP/s | bound ms | of bound "
+        "| peak extra m×n arrays |\n|---|---|---|---|---|---|---|---|---|"
+    )
+    for r in large["rows"]:
+        lo, hi = r["ms_min_max"]
+        print(
+            f"| {r['rank']} | {r['dtype']} | {r['gradient']} | {r['ms_per_step']:.2f} ({lo:.2f}–{hi:.2f}) "
+            f"| {r['steps_per_s']:.1f} | {r['gflops']:.1f} | {r['bound_ms']:.2f} | {r['fraction_of_bound']:.0%} "
+            f"| {r['peak_extra_arrays']:.2f} |"
+        )
+
+
+def print_optimum(t: dict[str, Any]) -> None:
+    print(f"\n## (c) time to within 1% of the SVD optimum, {t['size'][0]}×{t['size'][1]}, rank {t['rank']}\n")
+    print("| method | seconds | gap to the optimum |\n|---|---|---|")
+    for r in t["rows"]:
+        print(f"| {r['method']} | {r['seconds']:.3f} | {r['gap']:.2e} |")
+
+
+def print_process(rows: list[dict[str, Any]]) -> None:
+    print("\n## (d) the whole lab as a process, one seed\n")
+    print("| process | wall s | peak RSS MB |\n|---|---|---|")
+    for r in rows:
+        print(f"| {r['process']} | {r['seconds']:.2f} | {r['peak_rss_mb']:.0f} |")
+
+
+def print_table(results: dict[str, Any]) -> None:
+    """The tables of the sections that ran, in Markdown."""
+    if results["overhead"]:
+        print_overhead(results["overhead"], results["machine"]["device"])
+    if results["large"].get("rows"):
+        print_large(results["large"])
+    if results["time_to_optimum"].get("rows"):
+        print_optimum(results["time_to_optimum"])
+    if results["process"]:
+        print_process(results["process"])
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    m, n = text.lower().split("x")
+    return int(m), int(n)
+
+
+def main(args: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats after one warm-up (default 5)")
+    parser.add_argument("--device", default="cpu", help="device for (b) and (c): cpu or cuda")
+    parser.add_argument("--size", type=parse_size, help="m x n for (b), e.g. 20000x2000 (the default)")
+    parser.add_argument("--json", type=Path, default=Path("benchmark.json"), help="where to write the results")
+    parser.add_argument("--skip", default="", help="comma-separated sections to skip, of a,b,c,d")
+    options = parser.parse_args(args)
+    logging.getLogger("lightning").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    device = torch.device(options.device)
+    skip = set(options.skip.split(",")) - {""}
+    results: dict[str, Any] = {
+        "machine": {
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU",
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+        "quick": options.quick,
+        "repeats": options.repeats,
+    }
+    size = options.size or ((4000, 1000) if options.quick else (20000, 2000))
+    results["overhead"] = bench_overhead(options.repeats) if "a" not in skip else []
+    results["large"] = bench_large(size, device, options.repeats) if "b" not in skip else {"size": size, "rows": []}
+    optimum_size = (2000, 200) if options.quick else (5000, 500)
+    results["time_to_optimum"] = (
+        bench_time_to_optimum(optimum_size, device, max_steps=20000) if "c" not in skip else {"size": optimum_size}
+    )
+    results["process"] = bench_process() if "d" not in skip else []
+    write_json(options.json, results)
+    print_table(results)
+    print(f"\nJSON: {options.json}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""Reliability: divergence, interrupted and resumed runs, atomic outputs, determinism, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from lab2_lightning.atomic import atomic_write, write_json
+from lab2_lightning.checkpoints import load_checkpoint
+from lab2_lightning.cli import main
+from tests.conftest import read_results
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = str(ROOT / "scripts" / "train.py")
+
+
+def numbers(results: dict[str, Any]) -> dict[str, Any]:
+    """The results without the settings (which name the run's own paths)."""
+    return {k: v for k, v in results.items() if k != "settings"}
+
+
+# ------------------------------------------------------------------------------------------------ divergence
+
+
+def test_divergence_stops_with_one_line_and_no_results(
+    tmp_path: Path, configs: Path, cli_error: Callable[..., str]
+) -> None:
+    line = cli_error("--config", str(configs / "factorise.yaml"), "--model.lr", "1.0")
+    assert line.startswith("error: training diverged at step ")
+    assert "with lr 1.0" in line and "lower model.lr" in line
+    assert not list(tmp_path.rglob("results.json"))
+
+
+def test_large_values_diverge_at_the_default_lr(tmp_path: Path, configs: Path, cli_error: Callable[..., str]) -> None:
+    rows = [f"{1e6 * (i % 7)},{2e6 * (i % 3)},{3e6 * (i % 5)}" for i in range(40)]
+    path = tmp_path / "big.csv"
+    path.write_text("\n".join(rows) + "\n")
+    line = cli_error("--config", str(configs / "factorise.yaml"), "--data.path", str(path))
+    assert "training diverged at step" in line and "with lr 0.01" in line
+    assert not list(tmp_path.rglob("results.json"))
+
+
+# ------------------------------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--model.lr", "0"], "model.lr must be a positive number, got 0"),
+        (["--model.lr", "-0.5"], "model.lr must be a positive number, got -0.5"),
+        (["--trainer.max_steps", "0"], "trainer.max_steps (the lab's epochs) must be at least 1, got 0"),
+        (["--trainer.max_epochs", "0"], "trainer.max_epochs must be at least 1"),
+        (["--data.steps_per_epoch", "0"], "data.steps_per_epoch must be at least 1, got 0"),
+    ],
+)
+def test_bad_settings(configs: Path, cli_error: Callable[..., str], flags: list[str], message: str) -> None:
+    assert message in cli_error("--config", str(configs / "factorise.yaml"), *flags)
+
+
+def test_unknown_config_key(tmp_path: Path, configs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "typo.yaml"
+    config.write_text((configs / "factorise.yaml").read_text() + "  learning_rate: 0.1\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--config", str(config)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "learning_rate" in err and "Traceback" not in err
+
+
+def test_resume_from_bad_checkpoints(
+    tmp_path: Path, configs: Path, run_cli: Callable[..., Any], cli_error: Callable[..., str]
+) -> None:
+    corrupt = tmp_path / "corrupt.ckpt"
+    corrupt.write_bytes(b"PK\x03\x04 this is not a checkpoint")
+    assert "not a readable checkpoint" in cli_error(
+        "--config", str(configs / "factorise.yaml"), "--ckpt_path", str(corrupt)
+    )
+    run_cli("--config", str(configs / "factorise.yaml"), "--trainer.max_steps", "100")
+    factorisation = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(factorisation.read_bytes()[:300])
+    assert "not a readable checkpoint" in cli_error(
+        "--config", str(configs / "factorise.yaml"), "--ckpt_path", str(truncated)
+    )
+    line = cli_error("--config", str(configs / "mlp.yaml"), "--ckpt_path", str(factorisation))
+    assert "this is a LowRankFactorisation checkpoint; it cannot resume a LabMLP" in line
+    line = cli_error(
+        "--config", str(configs / "factorise.yaml"), "--model.rank", "3", "--ckpt_path", str(factorisation)
+    )
+    assert "U has shape (150, 2) in the checkpoint but (150, 3) in this model" in line
+
+
+def test_resume_last_without_checkpoint(configs: Path, cli_error: Callable[..., str]) -> None:
+    assert "--ckpt_path last: no " in cli_error("--config", str(configs / "factorise.yaml"), "--ckpt_path", "last")
+
+
+def test_checkpoints_load_with_weights_only(tmp_path: Path, configs: Path, run_cli: Callable[..., Any]) -> None:
+    run_cli("--config", str(configs / "mlp.yaml"), "--trainer.max_steps", "20")
+    checkpoint = load_checkpoint(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt")
+    assert checkpoint["global_step"] == 20 and "W1" in checkpoint["state_dict"]
+
+
+# --------------------------------------------------------------------------------------------------- atomic
+
+
+def test_atomic_write_keeps_the_previous_file_on_failure(tmp_path: Path) -> None:
+    path = write_json(tmp_path / "results.json", {"gd_loss": 1.0})
+    before = path.read_bytes()
+
+    def half_then_fail(tmp: Path) -> None:
+        tmp.write_text('{"gd_loss": 2')
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(path, half_then_fail)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no temporary file left behind
+    with pytest.raises(ValueError):
+        write_json(path, {"gd_loss": float("nan")})  # never a NaN in a results file
+    assert path.read_bytes() == before
+
+
+def test_report_failure_leaves_the_previous_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lab2_lightning import report
+    from lab2_lightning.train import main as train_main
+
+    train_main(["--seeds", "1", "--factorise_epochs", "20", "--mlp_epochs", "5", "--out", str(tmp_path / "r"),
+                "--log_dir", str(tmp_path / "logs")])  # fmt: skip
+    before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()}
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    results["wall_time_s"] = 123.0
+    calls = {"n": 0}
+    real_savefig = report.Figure.savefig
+
+    def failing_savefig(figure: Any, *args: Any, **kwargs: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError("injected failure while writing a figure")
+        real_savefig(figure, *args, **kwargs)
+
+    monkeypatch.setattr(report.Figure, "savefig", failing_savefig)
+    with pytest.raises(OSError, match="injected"):
+        report.write_report(results, tmp_path / "r")
+    after = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()}
+    assert after.keys() == before.keys()
+    assert after["results.json"] == before["results.json"] and after["lab2.md"] == before["lab2.md"]
+
+
+# ----------------------------------------------------------------------------------------------- determinism
+
+
+@pytest.mark.parametrize("config", ["factorise.yaml", "mlp.yaml"])
+def test_same_seed_same_numbers_other_seed_other_numbers(
+    tmp_path: Path, configs: Path, run_cli: Callable[..., Any], config: str
+) -> None:
+    for seed in ("3", "3", "4"):
+        run_cli("--config", str(configs / config), "--trainer.max_steps", "200", "--seed_everything", seed)
+    first, second, other = (numbers(read_results(tmp_path, v)) for v in range(3))
+    assert json.dumps(first) == json.dumps(second)
+    assert first != other
+
+
+# ------------------------------------------------------------------------------------- interrupted and resumed
+
+
+def run_train(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, TRAIN, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("kill", [signal.SIGTERM, signal.SIGKILL])
+def test_killed_run_resumes_to_the_same_numbers(tmp_path: Path, configs: Path, kill: signal.Signals) -> None:
+    args = ["--config", str(configs / "factorise.yaml"), "--trainer.max_steps", "3000",
+            "--checkpoint.every_n_epochs", "1", "--trainer.enable_progress_bar", "false"]  # fmt: skip
+    reference = run_train([*args, "--trainer.default_root_dir", "reference"], tmp_path)
+    assert reference.returncode == 0, reference.stderr
+
+    process = subprocess.Popen(
+        [sys.executable, TRAIN, *args, "--trainer.default_root_dir", "killed"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    last = tmp_path / "killed" / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(process.pid, kill)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode != 0, "the run finished before it could be interrupted"
+    if kill == signal.SIGTERM:
+        assert process.returncode == 128 + signal.SIGTERM
+        assert err.strip().splitlines()[-1] == "error: stopped by SIGTERM; resume with --ckpt_path last (same options)"
+    assert not (last.parents[1] / "results.json").exists()
+    assert load_checkpoint(last)["global_step"] < 3000
+
+    resumed = run_train([*args, "--trainer.default_root_dir", "killed", "--ckpt_path", "last"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    expected = load_checkpoint(tmp_path / "reference" / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt")
+    got = load_checkpoint(last)
+    assert got["global_step"] == expected["global_step"] == 3000
+    for name in ("U", "V"):
+        assert torch.equal(got["state_dict"][name], expected["state_dict"][name])  # bitwise
+    got_results = json.loads((last.parents[1] / "results.json").read_text())
+    expected_results = json.loads(
+        (tmp_path / "reference" / "lightning_logs" / "version_0" / "results.json").read_text()
+    )
+    assert numbers(got_results) == numbers(expected_results)
+
+
+# ------------------------------------------------------------------------------------------------------- DDP
+
+
+def ddp_pair(tmp_path: Path, configs: Path, config: str) -> tuple[Path, Path]:
+    args = ["--config", str(configs / config), "--trainer.max_steps", "200", "--trainer.accelerator", "cpu",
+            "--trainer.enable_progress_bar", "false"]  # fmt: skip
+    one = run_train([*args, "--trainer.default_root_dir", "one"], tmp_path)
+    two = run_train(
+        [*args, "--trainer.default_root_dir", "two", "--trainer.devices", "2", "--trainer.strategy", "ddp"], tmp_path
+    )
+    assert one.returncode == 0, one.stderr
+    assert two.returncode == 0, two.stderr
+    return (tmp_path / "one" / "lightning_logs" / "version_0", tmp_path / "two" / "lightning_logs" / "version_0")
+
+
+def test_ddp_factorisation_matches_one_device(tmp_path: Path, configs: Path) -> None:
+    one, two = ddp_pair(tmp_path, configs, "factorise.yaml")
+    assert str(json.loads((two / "results.json").read_text())["settings"]["trainer"]["devices"]) == "2"
+    a, b = (load_checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"] for run in (one, two))
+    for name in ("U", "V"):
+        torch.testing.assert_close(b[name], a[name], rtol=0, atol=1e-9)
+    r1, r2 = (json.loads((run / "results.json").read_text()) for run in (one, two))
+    assert r2["gd_loss"] == pytest.approx(r1["gd_loss"], abs=1e-9)
+    assert len(list(two.parent.iterdir())) == 1  # one run directory: only rank 0 writes
+
+
+def test_ddp_mlp_matches_one_device(tmp_path: Path, configs: Path) -> None:
+    one, two = ddp_pair(tmp_path, configs, "mlp.yaml")
+    a, b = (load_checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"] for run in (one, two))
+    for name in ("W1", "W2", "b1", "b2"):
+        torch.testing.assert_close(b[name], a[name], rtol=0, atol=1e-5)
+    r1, r2 = (json.loads((run / "results.json").read_text()) for run in (one, two))
+    for split in ("train", "val"):
+        assert r2[split]["acc_per_class"] == r1[split]["acc_per_class"]
+        assert r2[split]["class_counts"] == r1[split]["class_counts"]
+        assert r2[split]["loss"] == pytest.approx(r1[split]["loss"], rel=1e-5)
