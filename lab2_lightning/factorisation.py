@@ -148,7 +148,7 @@ class LowRankFactorisation(pl.LightningModule):
             "final/map_residual": self._final["map_residual"],
         }
         log_scalars(self.trainer, {k: v for k, v in scalars.items() if v is not None})
-        if self.trainer.is_global_zero:
+        if self.trainer.is_global_zero and self.trainer.loggers:
             figure = pca_vs_gd_figure(
                 scores[:, :2].cpu().numpy(),
                 self.U.detach().cpu().double().numpy(),

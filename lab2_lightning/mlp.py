@@ -198,6 +198,8 @@ class LabMLP(pl.LightningModule):
 
     def on_train_end(self) -> None:
         """Log the final confusion matrices as figures."""
+        if not (self.trainer.is_global_zero and self.trainer.loggers):
+            return
         for split, final in self.final.items():
             title = f"{'Training' if split == 'train' else 'Validation'} confusion matrix"
             figure = confusion_figure(final["confusion"].numpy(), self.class_names, title)
