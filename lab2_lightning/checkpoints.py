@@ -20,8 +20,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise LabError(f"{path}: not a readable checkpoint (truncated or corrupt?): {reason[:200]}") from None
+        raise LabError(f"{path}: not a readable checkpoint, truncated or corrupt ({type(err).__name__})") from None
     if not isinstance(checkpoint, dict) or not {"state_dict", "hyper_parameters"} <= checkpoint.keys():
         raise LabError(f"{path}: not a checkpoint written by this project's training")
     return checkpoint

@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import warnings
+from argparse import ArgumentError
 from pathlib import Path
 from typing import Any, Literal
 
@@ -130,7 +131,8 @@ def build_cli(args: list[str] | None) -> LabCLI:
         datamodule_class=IrisDataModule,
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
-        parser_kwargs={"description": "Train one experiment of Lab 2 (see configs/)."},
+        # Parse errors are raised, not printed with the whole usage text: main() prints them in one line.
+        parser_kwargs={"description": "Train one experiment of Lab 2 (see configs/).", "exit_on_error": False},
         args=args,
         run=False,
     )
@@ -161,12 +163,24 @@ def results_path(trainer: pl.Trainer) -> Path:
     return Path(trainer.log_dir or trainer.default_root_dir) / "results.json"
 
 
-def user_error(error: BaseException) -> BaseException | None:
-    """The user-facing error behind ``error``, if any: jsonargparse wraps errors raised in ``__init__``."""
+_NOISE = ("Does not validate against", "Subtypes:", "Errors:", "Expected a <class 'NoneType'>", "Given value")
+
+
+def one_line(message: str) -> str:
+    """jsonargparse's multi-line account of a bad option, as one line: the path to the problem and the problem."""
+    parts = [line.strip().removeprefix("- ") for line in message.splitlines()]
+    return " ".join(part for part in parts if part and not part.startswith(_NOISE))
+
+
+def user_error(error: BaseException) -> str | None:
+    """The one-line message of the user-facing error behind ``error``, if any (jsonargparse wraps errors raised in
+    ``__init__``); ``None`` for a bug, which keeps its traceback."""
     cause: BaseException | None = error
     while cause is not None:
         if isinstance(cause, (LabError, MisconfigurationException)):
-            return cause
+            return one_line(str(cause))
+        if isinstance(cause, ArgumentError):
+            return f"{one_line(str(cause))} (see --help)"
         cause = cause.__cause__ or cause.__context__
     return None
 

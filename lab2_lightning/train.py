@@ -29,6 +29,7 @@ def is_single_experiment(args: list[str]) -> bool:
 def lab_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="train.py",
+        exit_on_error=False,
         description="Run the whole of Lab 2 (both exercises over several seeds, a rank sweep) and write the "
         "report. To train one experiment instead, give a config: train.py --config configs/factorise.yaml "
         "(then --help lists every option).",
@@ -42,8 +43,8 @@ def main(args: list[str] | None = None) -> dict[str, Any]:
     args = sys.argv[1:] if args is None else list(args)
     if is_single_experiment(args):
         return cli.main(args)
-    options = lab_parser().parse_args(args)
     try:
+        options = lab_parser().parse_args(args)
         results = lab.run_lab(**options.as_dict())
     except Exception as error:
         cause = cli.user_error(error)

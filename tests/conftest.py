@@ -36,15 +36,17 @@ def run_cli(tmp_path: Path) -> Callable[..., dict[str, Any]]:
 
 @pytest.fixture
 def cli_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Callable[..., str]:
-    """Run the CLI expecting a user error: asserts exit status 2 and returns the last line of stderr."""
+    """Run the CLI expecting a user error: asserts exit status 2 and one ``error:`` line, the last on stderr (a
+    progress bar may come before it), and returns that line."""
 
     def run(*args: str) -> str:
         with pytest.raises(SystemExit) as exit_info:
             main([*args, "--trainer.default_root_dir", str(tmp_path)])
         assert exit_info.value.code == 2
-        err = capsys.readouterr().err.strip()
-        assert "Traceback" not in err
-        return err.splitlines()[-1]
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert not any("Traceback" in line for line in lines)
+        assert [line for line in lines if line.startswith("error:")] == lines[-1:], lines  # one error line, last
+        return lines[-1]
 
     return run
 

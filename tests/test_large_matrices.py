@@ -110,3 +110,12 @@ def test_auto_lr_on_iris_is_below_the_labs() -> None:
     torch.manual_seed(0)
     U, V = torch.rand(150, 2).double(), torch.rand(4, 2).double()
     assert 0.004 < auto_lr(U, V, IrisDataModule().train_x) < 0.01
+
+
+def test_large_config_runs_scaled_down(configs: Path, run_cli: Callable[..., dict[str, Any]]) -> None:
+    results = run_cli(
+        "--config", str(configs / "large.yaml"), "--data.synthetic.rows", "300", "--data.synthetic.cols", "40",
+        "--trainer.max_steps", "20", "--data.steps_per_epoch", "10",
+    )  # fmt: skip
+    assert results["rank"] == 16 and results["gradient"] == "closed_form" and results["epochs"] == 20
+    assert results["settings"]["data"]["dtype"] == "float32" and results["svd_method"] == "exact"

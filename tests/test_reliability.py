@@ -17,7 +17,6 @@ import torch
 
 from lab2_lightning.atomic import atomic_write, write_json
 from lab2_lightning.checkpoints import load_checkpoint
-from lab2_lightning.cli import main
 from tests.conftest import read_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,14 +66,17 @@ def test_bad_settings(configs: Path, cli_error: Callable[..., str], flags: list[
     assert message in cli_error("--config", str(configs / "factorise.yaml"), *flags)
 
 
-def test_unknown_config_key(tmp_path: Path, configs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_config_key(tmp_path: Path, configs: Path, cli_error: Callable[..., str]) -> None:
     config = tmp_path / "typo.yaml"
     config.write_text((configs / "factorise.yaml").read_text() + "  learning_rate: 0.1\n")
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--config", str(config)])
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert "learning_rate" in err and "Traceback" not in err
+    line = cli_error("--config", str(config))
+    assert line == "error: Group 'checkpoint' does not accept option 'learning_rate' (see --help)"
+    line = cli_error("--config", str(configs / "factorise.yaml"), "--model.init_args.learning_rate", "0.1")
+    assert "Option 'learning_rate' is not accepted (see --help)" in line
+    assert "unrecognized arguments: --trainer.bogus 1" in cli_error("--trainer.bogus", "1")
+    assert "Expected a <class 'int'>. Got value: two" in cli_error(
+        "--config", str(configs / "factorise.yaml"), "--model.init_args.rank", "two"
+    )
 
 
 def test_resume_from_bad_checkpoints(
