@@ -7,6 +7,7 @@ into the run's log directory; ``main([...])`` is the same from Python (the tests
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import sys
@@ -32,6 +33,7 @@ from lab2_lightning.errors import LabError
 from lab2_lightning.factorisation import LowRankFactorisation  # noqa: F401
 from lab2_lightning.mlp import LabMLP  # noqa: F401
 from lab2_lightning.progress import StepProgressBar
+from lab2_lightning.steps import DivergenceError
 
 Accelerator = Literal["cpu", "gpu", "cuda", "mps", "auto"]
 
@@ -43,6 +45,8 @@ warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
 warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
 warnings.filterwarnings("ignore", message=r".*`val_dataloader` but have no `validation_step`.*")
 warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined.*")
+# The MLP logs torchmetrics results, which torchmetrics has already summed over the ranks.
+warnings.filterwarnings("ignore", message=r".*It is recommended to use `self.log\(.*sync_dist=True\)`.*")
 # main() always hands LightningCLI its arguments explicitly, also when they came from the command line.
 warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
 # Lightning 2.6 on torch >= 2.10 warns about its own use of torch's pytree API; nothing a user can act on.
@@ -145,6 +149,9 @@ def train(cli: LabCLI) -> dict[str, Any]:
     if ckpt_path is not None:
         check_fits(ckpt_path, cli.model)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path, weights_only=True)
+    bad = non_finite(cli.model.results())
+    if bad:  # the last step itself can break the weights, after the last check of a loss
+        raise DivergenceError(f"training diverged: {', '.join(bad[:3])} not finite after the last step; lower model.lr")
     results = {
         "model": type(cli.model).__name__,
         **cli.model.results(),
@@ -156,6 +163,15 @@ def train(cli: LabCLI) -> dict[str, Any]:
     if cli.trainer.is_global_zero:
         write_json(path, results)
     return results
+
+
+def non_finite(results: Any, key: str = "") -> list[str]:
+    """The keys (dotted) of the NaN or infinite numbers in ``results``."""
+    if isinstance(results, dict):
+        return [bad for k, v in results.items() for bad in non_finite(v, f"{key}.{k}" if key else str(k))]
+    if isinstance(results, list):
+        return [bad for v in results for bad in non_finite(v, key)]
+    return [key] if isinstance(results, float) and not math.isfinite(results) else []
 
 
 def results_path(trainer: pl.Trainer) -> Path:
@@ -187,6 +203,15 @@ def user_error(error: BaseException) -> str | None:
 
 def main(args: list[str] | None = None) -> dict[str, Any]:
     """Entry point of ``scripts/train.py``; returns the results. Bad input exits with status 2 and one line."""
+    try:
+        return _main(args)
+    finally:
+        # Lightning leaves a DDP process group up; gloo's threads then abort the interpreter's exit.
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def _main(args: list[str] | None) -> dict[str, Any]:
     try:
         cli = build_cli(args)
         results = train(cli)

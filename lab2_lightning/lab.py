@@ -64,10 +64,11 @@ def next_version(root: Path) -> Path:
 
 @dataclass
 class Run:
-    """One experiment's results, its per-epoch curves, and the CLI that holds its model and data."""
+    """One experiment's results, its logged curves (:meth:`MetricHistory.as_dict`), and the CLI that holds its
+    model and data."""
 
     results: dict[str, Any]
-    history: dict[str, list[float]]
+    history: dict[str, dict[str, list[float]]]
     cli: LabCLI
 
 

@@ -175,11 +175,12 @@ def write_report(results: dict[str, Any], out: Path) -> dict[str, Figure]:
 
     Returns the figures, still open, so the caller can also send them to TensorBoard.
     """
+    markdown = render_markdown(results)  # everything that can fail on bad results fails before a file is touched
     figures = make_figures(results)
     for stem, figure in figures.items():
         atomic_write(out / f"{stem}.png", lambda tmp, fig=figure: fig.savefig(tmp, format="png", dpi=110))
     write_json(out / "results.json", results)
-    write_text(out / "lab2.md", render_markdown(results))
+    write_text(out / "lab2.md", markdown)
     return figures
 
 

@@ -104,3 +104,11 @@ def test_lab_rejects_bad_seeds(tmp_path: Path, capsys: pytest.CaptureFixture[str
         main(["--seeds", "0", "--out", str(tmp_path)])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip() == "error: --seeds must be at least 1, got 0"
+
+
+def test_lab_help_explains_both_modes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "--seeds" in text and "how many seeds" in text and "--config configs/factorise.yaml" in text

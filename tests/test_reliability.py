@@ -40,6 +40,13 @@ def test_divergence_stops_with_one_line_and_no_results(
     assert not list(tmp_path.rglob("results.json"))
 
 
+def test_divergence_on_the_last_step(tmp_path: Path, configs: Path, cli_error: Callable[..., str]) -> None:
+    # With lr 1.0 the loss is finite for 5 steps and the 5th step breaks the weights: no loss is checked after it.
+    line = cli_error("--config", str(configs / "factorise.yaml"), "--model.lr", "1.0", "--trainer.max_steps", "5")
+    assert line == "error: training diverged: gd_loss, relative_gap not finite after the last step; lower model.lr"
+    assert not list(tmp_path.rglob("results.json"))
+
+
 def test_large_values_diverge_at_the_default_lr(tmp_path: Path, configs: Path, cli_error: Callable[..., str]) -> None:
     rows = [f"{1e6 * (i % 7)},{2e6 * (i % 3)},{3e6 * (i % 5)}" for i in range(40)]
     path = tmp_path / "big.csv"
