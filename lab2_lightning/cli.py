@@ -87,7 +87,7 @@ class LabCLI(LightningCLI):
             resume_last(config)
 
     def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
-        """As LightningCLI's, but ``--trainer.enable_progress_bar false`` also drops the epoch progress bar."""
+        """As LightningCLI's, but ``--trainer.enable_progress_bar false`` also drops the step progress bar."""
         trainer_config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
         callbacks = [self._get(self.config_init, key) for key in self._parser(self.subcommand).callback_keys]
         if trainer_config.get("enable_progress_bar") is False:

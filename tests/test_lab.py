@@ -112,3 +112,16 @@ def test_lab_help_explains_both_modes(capsys: pytest.CaptureFixture[str]) -> Non
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
     assert "--seeds" in text and "how many seeds" in text and "--config configs/factorise.yaml" in text
+
+
+@pytest.mark.slow
+def test_default_whole_lab_reproduces_the_labs_numbers(tmp_path: Path) -> None:
+    """The README's main job as it is (10 seeds, 1000 and 100 steps): about 25 s on 2 cores, so marked slow."""
+    results = main(["--out", str(tmp_path / "reports"), "--log_dir", str(tmp_path / "logs"), "--accelerator", "cpu"])
+    fact = results["factorisation"]
+    assert round(fact["svd_loss"], 4) == 15.2288
+    assert all(0 <= run["gd_loss"] - fact["svd_loss"] <= 0.05 for run in fact["runs"])
+    assert [round(r["svd_loss"], 4) for r in results["rank_sweep"]][:3] == [51.3231, 15.2288, 3.5288]
+    for split, rows in (("train", 100), ("val", 50)):
+        assert sum(results["mlp"]["summary"][split]["class_counts"].values()) == rows
+        assert results["mlp"]["summary"][split]["acc"]["mean"] > 0.8
