@@ -16,7 +16,7 @@ from lab2_lightning.datamodule import Batch
 from lab2_lightning.errors import LabError
 from lab2_lightning.figures import pca_vs_gd_figure
 from lab2_lightning.lowrank import low_rank_squared_error
-from lab2_lightning.steps import check_lr, gradient_step, logging_step
+from lab2_lightning.steps import check_lr, full_batch_loss, gradient_step, logging_step
 from lab2_lightning.tb_logging import log_figure, log_scalars
 
 
@@ -92,6 +92,8 @@ class LowRankFactorisation(pl.LightningModule):
         self.svd_loss, self.svd_method = svd_optimum(self._full_matrix(), self.hparams.rank, self.hparams.svd)
 
     def on_train_start(self) -> None:
+        # The step size in use: a resumed run restores it with the optimizer, whatever ``auto`` gives now.
+        self.lr_used = self.trainer.optimizers[0].param_groups[0]["lr"]
         # A constant: written once, straight to the loggers, rather than through ``self.log`` at every step.
         log_scalars(self.trainer, {"train/svd_loss": self.svd_loss})
 
@@ -99,10 +101,10 @@ class LowRankFactorisation(pl.LightningModule):
         loss = self.reconstruction_loss(batch["x"].to(self.U.dtype), batch["index"])
         gradient_step(self, loss)
         if logging_step(self):
-            self.log("train/loss", loss, prog_bar=True, reduce_fx="sum", sync_dist=True)
+            total = full_batch_loss(self, loss)
+            self.log("train/loss", total, prog_bar=True)
             if self.svd_loss > 0:
-                gap = (loss.detach() - self.svd_loss) / self.svd_loss
-                self.log("train/relative_gap", gap, reduce_fx="sum", sync_dist=True)
+                self.log("train/relative_gap", (total - self.svd_loss) / self.svd_loss)
         return loss
 
     @torch.no_grad()

@@ -16,7 +16,7 @@ from lab2_lightning.checkpoints import adopt_checkpoint_dtype
 from lab2_lightning.datamodule import Batch
 from lab2_lightning.errors import LabError
 from lab2_lightning.figures import confusion_figure
-from lab2_lightning.steps import check_lr, gradient_step, logging_step
+from lab2_lightning.steps import check_lr, full_batch_loss, gradient_step, logging_step
 from lab2_lightning.tb_logging import log_figure
 
 SPLITS = ("train", "val")
@@ -144,7 +144,7 @@ class LabMLP(pl.LightningModule):
             loss = loss / batch["split_rows"]  # the whole split's mean, also when this rank holds a shard
         gradient_step(self, loss)
         if logging_step(self):
-            self.log("train/loss", loss, prog_bar=True, reduce_fx="sum", sync_dist=True)
+            self.log("train/loss", full_batch_loss(self, loss), prog_bar=True)
         return loss
 
     def _split_metrics(self) -> dict[str, SplitMetrics]:

@@ -43,6 +43,14 @@ def gradient_step(module: pl.LightningModule, loss: torch.Tensor) -> None:
     optimizer.step()
 
 
+def full_batch_loss(module: pl.LightningModule, loss: torch.Tensor) -> torch.Tensor:
+    """The loss of the whole batch: this rank's share summed over the ranks under DDP (each share is a sum over
+    its rows, or that sum divided by the split's size for a mean), the loss itself on one device."""
+    loss = loss.detach()
+    trainer = module.trainer
+    return trainer.strategy.reduce(loss, reduce_op="sum") if trainer.world_size > 1 else loss
+
+
 def logging_step(module: pl.LightningModule) -> bool:
     """Whether Lightning writes this step's scalars (call after the step); skipping ``self.log`` on the other steps
     saves its overhead. Matches Lightning's own rule: every ``log_every_n_steps``-th optimizer step."""
