@@ -99,7 +99,5 @@ def test_mlp_run_through_main(tmp_path: Path, configs: Path, run_cli: Callable[.
 
 
 def test_lab_sheet_config_uses_mean_reduction(configs: Path, run_cli: Callable[..., dict[str, Any]]) -> None:
-    results = run_cli(
-        "--config", str(configs / "mlp.yaml"), "--config", str(configs / "mlp_mean.yaml"), "--trainer.max_steps", "3"
-    )
-    assert results["reduction"] == "mean" and results["epochs"] == 3
+    results = run_cli("--config", str(configs / "mlp_mean.yaml"), "--trainer.max_steps", "3")
+    assert results["reduction"] == "mean" and results["epochs"] == 3 and results["bias"] == "scalar"
