@@ -27,7 +27,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lab2_lightning.atomic import write_json
 from lab2_lightning.checkpoints import check_fits
 from lab2_lightning.datamodule import IrisDataModule
-from lab2_lightning.errors import LabError
+from lab2_lightning.errors import LabError, exit_on_user_error
 
 # Imported so that ``--model LowRankFactorisation`` or ``--model LabMLP`` resolves without the module path.
 from lab2_lightning.factorisation import LowRankFactorisation  # noqa: F401
@@ -149,12 +149,13 @@ def train(cli: LabCLI) -> dict[str, Any]:
     if ckpt_path is not None:
         check_fits(ckpt_path, cli.model)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path, weights_only=True)
-    bad = non_finite(cli.model.results())
+    final = cli.model.results()
+    bad = non_finite(final)
     if bad:  # the last step itself can break the weights, after the last check of a loss
         raise DivergenceError(f"training diverged: {', '.join(bad[:3])} not finite after the last step; lower model.lr")
     results = {
         "model": type(cli.model).__name__,
-        **cli.model.results(),
+        **final,
         "seed": cli.config.seed_everything,
         "data": str(cli.datamodule.source),
         "settings": json.loads(cli.parser.dump(cli.config, format="json")),
@@ -213,18 +214,13 @@ def main(args: list[str] | None = None) -> dict[str, Any]:
 
 def _main(args: list[str] | None) -> dict[str, Any]:
     try:
-        cli = build_cli(args)
-        results = train(cli)
-        path = results_path(cli.trainer)  # every rank takes part in finding it
-        if cli.trainer.is_global_zero:
-            print(f"results: {path}")
-        return results
+        with exit_on_user_error(user_error):
+            cli = build_cli(args)
+            results = train(cli)
+            path = results_path(cli.trainer)  # every rank takes part in finding it
     except SIGTERMException:
         print("error: stopped by SIGTERM; resume with --ckpt_path last (same options)", file=sys.stderr)
         raise SystemExit(128 + signal.SIGTERM) from None
-    except Exception as error:
-        cause = user_error(error)
-        if cause is None:
-            raise
-        print(f"error: {cause}", file=sys.stderr)
-        raise SystemExit(2) from None
+    if cli.trainer.is_global_zero:
+        print(f"results: {path}")
+    return results

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +11,7 @@ import torch
 
 from lab2_lightning.atomic import atomic_write
 from lab2_lightning.checkpoints import checkpoint_model_name, load_checkpoint
-from lab2_lightning.errors import LabError
+from lab2_lightning.errors import LabError, exit_on_user_error
 from lab2_lightning.mlp import LabMLP
 from lab2_lightning.table import read_table
 
@@ -55,11 +54,8 @@ def main(args: list[str] | None = None) -> Path:
     parser.add_argument("input", help="CSV with the same feature columns as the training data; labels optional")
     parser.add_argument("-o", "--output", default="predictions.csv", help="CSV to write (default: %(default)s)")
     options = parser.parse_args(args)
-    try:
+    with exit_on_user_error():
         frame = predict_csv(load_mlp(options.checkpoint), options.input)
-    except LabError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
     output = atomic_write(options.output, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.6f"))
     print(f"{len(frame)} predictions: {output}")
     return output

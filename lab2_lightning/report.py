@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from lab2_lightning.atomic import atomic_write, write_json, write_text
-from lab2_lightning.errors import LabError
+from lab2_lightning.errors import LabError, exit_on_user_error
 from lab2_lightning.figures import (
     accuracy_spread_figure,
     confusion_figure,
@@ -190,7 +189,7 @@ def main(args: list[str] | None = None) -> Path:
     parser.add_argument("results", type=Path, help="results.json written by the whole-lab run")
     parser.add_argument("--out", type=Path, help="output directory (default: beside results.json)")
     options = parser.parse_args(args)
-    try:
+    with exit_on_user_error():
         try:
             results = json.loads(options.results.read_text())
         except (OSError, json.JSONDecodeError) as err:
@@ -200,9 +199,6 @@ def main(args: list[str] | None = None) -> Path:
             figures = write_report(results, out)
         except (KeyError, TypeError) as err:
             raise LabError(f"{options.results}: not a whole-lab results.json (missing {err})") from None
-    except LabError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
     for figure in figures.values():
         plt.close(figure)
     print(f"report: {out / 'lab2.md'} ({dt.datetime.now():%Y-%m-%d %H:%M})")

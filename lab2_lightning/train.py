@@ -14,6 +14,7 @@ from typing import Any
 from jsonargparse import ArgumentParser
 
 from lab2_lightning import cli, lab
+from lab2_lightning.errors import exit_on_user_error
 
 EXPERIMENT_OPTIONS = (
     "--config", "--print_config", "--model", "--data", "--trainer", "--seed_everything", "--checkpoint",
@@ -43,14 +44,8 @@ def main(args: list[str] | None = None) -> dict[str, Any]:
     args = sys.argv[1:] if args is None else list(args)
     if is_single_experiment(args):
         return cli.main(args)
-    try:
+    with exit_on_user_error(cli.user_error):
         options = lab_parser().parse_args(args)
         results = lab.run_lab(**options.as_dict())
-    except Exception as error:
-        cause = cli.user_error(error)
-        if cause is None:
-            raise
-        print(f"error: {cause}", file=sys.stderr)
-        raise SystemExit(2) from None
     print(f"report: {options.out / 'lab2.md'} ({results['wall_time_s']:.1f} s)")
     return results
