@@ -1,15 +1,26 @@
-"""Lab 2 (low-rank factorisation by gradient descent; a 4-12-3 MLP on Iris) in PyTorch Lightning."""
+"""Lab 2 (low-rank factorisation by gradient descent; a 4-12-3 MLP on Iris) in PyTorch Lightning.
 
-import os
+``lab2_lightning.LabMLP``, ``lab2_lightning.LowRankFactorisation`` and ``lab2_lightning.IrisDataModule`` keep
+the short ``class_path`` of configs working. They are imported on first use, so that importing the package loads
+neither torch nor Lightning and changes no global state: the entry points (:mod:`lab2_lightning.cli`) set what must
+be set before torch loads, once.
+"""
 
-# MKL, PyTorch's BLAS/LAPACK on x86 CPUs, picks code paths by the memory alignment of its inputs, so the last bits
-# of a result can change from one process to the next. Conditional numerical reproducibility pins the path (at a
-# few percent of speed), which makes CPU runs bitwise repeatable. It must be set before torch first calls MKL.
-os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+from __future__ import annotations
 
-from lab2_lightning.datamodule import IrisDataModule
-from lab2_lightning.errors import LabError
-from lab2_lightning.factorisation import LowRankFactorisation
-from lab2_lightning.mlp import LabMLP
+from importlib import import_module
+from typing import Any
 
-__all__ = ["IrisDataModule", "LabError", "LabMLP", "LowRankFactorisation"]
+_EXPORTS = {
+    "IrisDataModule": "lab2_lightning.data.datamodule",
+    "LabMLP": "lab2_lightning.models.mlp",
+    "LowRankFactorisation": "lab2_lightning.models.factorisation",
+    "LabError": "lab2_lightning.utils.errors",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'lab2_lightning' has no attribute {name!r}")

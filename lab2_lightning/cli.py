@@ -6,9 +6,16 @@ into the run's log directory; ``main([...])`` is the same from Python (the tests
 
 from __future__ import annotations
 
+import os
+
+# The process-wide settings, made once by this entry point before torch loads (see configure_process).
+# MKL, PyTorch's BLAS/LAPACK on x86 CPUs, picks code paths by the memory alignment of its inputs, so the last bits
+# of a result can change from one process to the next. Conditional numerical reproducibility pins the path (at a
+# few percent of speed), which makes CPU runs bitwise repeatable. It must be set before torch first calls MKL.
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+
 import json
 import math
-import os
 import signal
 import sys
 import warnings
@@ -17,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import lightning.pytorch as pl
+import matplotlib
 import torch
 from jsonargparse import Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -24,33 +32,35 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from lab2_lightning.atomic import write_json
-from lab2_lightning.checkpoints import check_fits
-from lab2_lightning.datamodule import IrisDataModule
-from lab2_lightning.errors import LabError, exit_on_user_error
+from lab2_lightning.callbacks.progress import StepProgressBar
+from lab2_lightning.data.datamodule import IrisDataModule
+from lab2_lightning.models.checkpoints import check_fits
 
 # Imported so that ``--model LowRankFactorisation`` or ``--model LabMLP`` resolves without the module path.
-from lab2_lightning.factorisation import LowRankFactorisation  # noqa: F401
-from lab2_lightning.mlp import LabMLP  # noqa: F401
-from lab2_lightning.progress import StepProgressBar
-from lab2_lightning.steps import DivergenceError
+from lab2_lightning.models.factorisation import LowRankFactorisation  # noqa: F401
+from lab2_lightning.models.mlp import LabMLP  # noqa: F401
+from lab2_lightning.models.steps import DivergenceError
+from lab2_lightning.utils.atomic import write_json
+from lab2_lightning.utils.errors import LabError, exit_on_user_error
 
 Accelerator = Literal["cpu", "gpu", "cuda", "mps", "auto"]
 
-# Lightning 2.6 calls jsonargparse APIs that jsonargparse >= 4.49 deprecates; nothing a user can act on.
-os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
-# One in-memory full batch per epoch is the lab's design, and the factorisation has nothing to validate, so
-# these hints of Lightning's do not apply here.
-warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
-warnings.filterwarnings("ignore", message=r".*`val_dataloader` but have no `validation_step`.*")
-warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined.*")
-# The MLP logs torchmetrics results, which torchmetrics has already summed over the ranks.
-warnings.filterwarnings("ignore", message=r".*It is recommended to use `self.log\(.*sync_dist=True\)`.*")
-# main() always hands LightningCLI its arguments explicitly, also when they came from the command line.
-warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
-# Lightning 2.6 on torch >= 2.10 warns about its own use of torch's pytree API; nothing a user can act on.
-warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+
+def configure_process() -> None:
+    """The process-wide settings of a run: a headless matplotlib backend, and Lightning's hints that do not apply."""
+    matplotlib.use("Agg")
+    # One in-memory full batch per epoch is the lab's design, and the factorisation has nothing to validate, so
+    # these hints of Lightning's do not apply here.
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=r".*`val_dataloader` but have no `validation_step`.*")
+    warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined.*")
+    # The MLP logs torchmetrics results, which torchmetrics has already summed over the ranks.
+    warnings.filterwarnings("ignore", message=r".*It is recommended to use `self.log\(.*sync_dist=True\)`.*")
+    # main() always hands LightningCLI its arguments explicitly, also when they came from the command line.
+    warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
+    # Lightning 2.6 on torch >= 2.10 warns about its own use of torch's pytree API; nothing a user can act on.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
 
 
 class LabCLI(LightningCLI):
@@ -213,6 +223,7 @@ def main(args: list[str] | None = None) -> dict[str, Any]:
 
 
 def _main(args: list[str] | None) -> dict[str, Any]:
+    configure_process()
     try:
         with exit_on_user_error(user_error):
             cli = build_cli(args)

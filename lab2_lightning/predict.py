@@ -9,11 +9,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from lab2_lightning.atomic import atomic_write
-from lab2_lightning.checkpoints import checkpoint_model_name, load_checkpoint
-from lab2_lightning.errors import LabError, exit_on_user_error
-from lab2_lightning.mlp import LabMLP
-from lab2_lightning.table import read_table
+from lab2_lightning.data.table import read_table
+from lab2_lightning.models.checkpoints import checkpoint_model_name, load_checkpoint
+from lab2_lightning.models.mlp import LabMLP
+from lab2_lightning.utils.atomic import atomic_write
+from lab2_lightning.utils.errors import LabError, exit_on_user_error
 
 
 def load_mlp(path: str | Path) -> LabMLP:

@@ -1,7 +1,7 @@
 """``python scripts/train.py``: the whole lab with no arguments, or one experiment given a config.
 
 - No experiment options (only ``--seeds``, ``--accelerator``, ``--out``, ...): the whole lab, both exercises over
-  several seeds and a rank sweep, then ``reports/lab2.md`` (:mod:`lab2_lightning.lab`).
+  several seeds and a rank sweep, then ``reports/lab2.md`` (:mod:`lab2_lightning.lab.sweep`).
 - Any LightningCLI option (``--config``, ``--model``, ``--data.*``, ``--trainer.*``, ...): one experiment
   (:mod:`lab2_lightning.cli`).
 """
@@ -13,8 +13,9 @@ from typing import Any
 
 from jsonargparse import ArgumentParser
 
-from lab2_lightning import cli, lab
-from lab2_lightning.errors import exit_on_user_error
+from lab2_lightning import cli
+from lab2_lightning.lab import sweep as lab
+from lab2_lightning.utils.errors import exit_on_user_error
 
 EXPERIMENT_OPTIONS = (
     "--config", "--print_config", "--model", "--data", "--trainer", "--seed_everything", "--checkpoint",
@@ -42,6 +43,7 @@ def lab_parser() -> ArgumentParser:
 def main(args: list[str] | None = None) -> dict[str, Any]:
     """Entry point of ``scripts/train.py``. Bad input exits with status 2 and one line on stderr."""
     args = sys.argv[1:] if args is None else list(args)
+    cli.configure_process()
     if is_single_experiment(args):
         return cli.main(args)
     with exit_on_user_error(cli.user_error):

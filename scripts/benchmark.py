@@ -31,13 +31,13 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
 
-from lab2_lightning.analysis import svd_optimum_loss
-from lab2_lightning.atomic import write_json
 from lab2_lightning.cli import build_cli
-from lab2_lightning.datamodule import FullBatch, IrisDataModule
-from lab2_lightning.factorisation import LowRankFactorisation
-from lab2_lightning.reference import gd_factorise_ad, mlp_forward
-from lab2_lightning.synthetic import SyntheticMatrix
+from lab2_lightning.data.datamodule import FullBatch, IrisDataModule
+from lab2_lightning.data.synthetic import SyntheticMatrix
+from lab2_lightning.models.factorisation import LowRankFactorisation
+from lab2_lightning.models.linalg import svd_optimum_loss
+from lab2_lightning.models.reference import gd_factorise_ad, mlp_forward
+from lab2_lightning.utils.atomic import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -366,8 +366,8 @@ def bench_time_to_optimum(size: tuple[int, int], device: torch.device, max_steps
 
 PLAIN_LAB = """
 import torch, torch.nn.functional as F
-from lab2_lightning.datamodule import FullBatch, IrisDataModule
-from lab2_lightning.reference import gd_factorise_ad, sgd_mlp, mlp_forward
+from lab2_lightning.data.datamodule import FullBatch, IrisDataModule
+from lab2_lightning.models.reference import gd_factorise_ad, sgd_mlp, mlp_forward
 A = IrisDataModule(preprocessing="centre").train_x
 for rank in (1, 2, 3, 4):
     torch.manual_seed(0)
@@ -492,7 +492,7 @@ def print_table(results: dict[str, Any]) -> None:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    from lab2_lightning.lab import cpu_name
+    from lab2_lightning.lab.sweep import cpu_name
 
     return f"{cpu_name()}, {torch.get_num_threads()} threads"
 

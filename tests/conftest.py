@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-# isort: off
-import lab2_lightning  # noqa: F401  (first: it sets MKL_CBWR before torch loads MKL)
+import os
 
+# What the entry points set before torch loads (lab2_lightning.cli), set here for tests that import modules directly.
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
+
+# isort: off
+import matplotlib
+
+matplotlib.use("Agg")
 # isort: on
 import json
 from collections.abc import Callable

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
-from lab2_lightning.datamodule import IrisDataModule
-from lab2_lightning.table import packaged_iris
+from lab2_lightning.data.datamodule import IrisDataModule
+from lab2_lightning.data.table import packaged_iris
 
 IRIS = packaged_iris()
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lab2_lightning.analysis import linear_map_residual, principal_angles, svd_optimum_loss
-from lab2_lightning.datamodule import IrisDataModule
-from lab2_lightning.factorisation import LowRankFactorisation
-from lab2_lightning.reference import gd_factorise_ad
+from lab2_lightning.data.datamodule import IrisDataModule
+from lab2_lightning.models.factorisation import LowRankFactorisation
+from lab2_lightning.models.linalg import linear_map_residual, principal_angles, svd_optimum_loss
+from lab2_lightning.models.reference import gd_factorise_ad
 
 
 def fit(model: pl.LightningModule, data: pl.LightningDataModule, steps: int, **trainer: object) -> pl.Trainer:

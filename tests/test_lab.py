@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from lab2_lightning.report import main as report_main
+from lab2_lightning.lab.report import main as report_main
 from lab2_lightning.train import is_single_experiment, main
 
 FIGURES = ["fig1_pca_vs_gd", "loss_curves", "accuracy_spread", "rank_sweep", "confusion_train", "confusion_val"]

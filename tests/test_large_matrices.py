@@ -11,10 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lab2_lightning.analysis import auto_lr, largest_singular_value, svd_optimum
-from lab2_lightning.datamodule import IrisDataModule
-from lab2_lightning.lowrank import low_rank_squared_error
-from lab2_lightning.synthetic import SyntheticMatrix
+from lab2_lightning.data.datamodule import IrisDataModule
+from lab2_lightning.data.synthetic import SyntheticMatrix
+from lab2_lightning.models.linalg import auto_lr, largest_singular_value, svd_optimum
+from lab2_lightning.models.lowrank import low_rank_squared_error
 
 
 @pytest.mark.parametrize(("m", "n", "r"), [(150, 4, 2), (37, 23, 5), (8, 30, 8)])

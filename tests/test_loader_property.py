@@ -9,8 +9,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lab2_lightning.errors import LabError
-from lab2_lightning.table import read_table
+from lab2_lightning.data.table import read_table
+from lab2_lightning.utils.errors import LabError
 
 cells = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True).map(repr),

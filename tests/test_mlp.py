@@ -10,9 +10,9 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from lab2_lightning.datamodule import IrisDataModule
-from lab2_lightning.mlp import LabMLP
-from lab2_lightning.reference import sgd_mlp
+from lab2_lightning.data.datamodule import IrisDataModule
+from lab2_lightning.models.mlp import LabMLP
+from lab2_lightning.models.reference import sgd_mlp
 from tests.conftest import read_results
 from tests.test_cli import event_tags
 

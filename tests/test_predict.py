@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import torch
 
-from lab2_lightning.datamodule import IrisDataModule
+from lab2_lightning.data.datamodule import IrisDataModule
+from lab2_lightning.data.table import packaged_iris
 from lab2_lightning.predict import load_mlp, main
-from lab2_lightning.table import packaged_iris
 
 CLASSES = ["Iris-setosa", "Iris-versicolor", "Iris-virginica"]
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import torch
 
-from lab2_lightning.atomic import atomic_write, write_json
-from lab2_lightning.checkpoints import load_checkpoint
+from lab2_lightning.models.checkpoints import load_checkpoint
+from lab2_lightning.utils.atomic import atomic_write, write_json
 from tests.conftest import read_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,7 +140,7 @@ def test_atomic_write_keeps_the_previous_file_on_failure(tmp_path: Path) -> None
 
 
 def test_report_failure_leaves_the_previous_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lab2_lightning import report
+    from lab2_lightning.lab import report
     from lab2_lightning.train import main as train_main
 
     train_main(["--seeds", "1", "--factorise_epochs", "20", "--mlp_epochs", "5", "--out", str(tmp_path / "r"),

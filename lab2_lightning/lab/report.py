@@ -16,15 +16,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from lab2_lightning.atomic import atomic_write, write_json, write_text
-from lab2_lightning.errors import LabError, exit_on_user_error
-from lab2_lightning.figures import (
+from lab2_lightning.callbacks.figures import (
     accuracy_spread_figure,
     confusion_figure,
     loss_curves_figure,
     pca_vs_gd_figure,
     rank_sweep_figure,
 )
+from lab2_lightning.utils.atomic import atomic_write, write_json, write_text
+from lab2_lightning.utils.errors import LabError, exit_on_user_error
 
 # The lab's reference values (the course's published solutions), labelled as such wherever they appear.
 _GD, _SVD = 15.2817, 15.2288

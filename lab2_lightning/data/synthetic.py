@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lab2_lightning.errors import LabError
+from lab2_lightning.utils.errors import LabError
 
 
 @dataclass(frozen=True)

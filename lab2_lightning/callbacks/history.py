@@ -6,7 +6,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from lab2_lightning.steps import logging_step
+from lab2_lightning.models.steps import logging_step
 
 
 class MetricHistory(Callback):

@@ -1,12 +1,9 @@
-"""Matplotlib figures shared by TensorBoard and the report (headless: the Agg backend, no display needed)."""
+"""Matplotlib figures shared by TensorBoard and the report (the entry points choose the headless Agg backend)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure

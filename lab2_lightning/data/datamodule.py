@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from lab2_lightning.errors import LabError
-from lab2_lightning.synthetic import SyntheticMatrix
-from lab2_lightning.table import LabelColumn, Table, packaged_iris, read_data
+from lab2_lightning.data.synthetic import SyntheticMatrix
+from lab2_lightning.data.table import LabelColumn, Table, packaged_iris, read_data
+from lab2_lightning.utils.errors import LabError
 
 Preprocessing = Literal["centre", "lab", "standardise", "none"]
 StatsRows = Literal["all", "train"]
@@ -159,7 +159,7 @@ class IrisDataModule(pl.LightningDataModule):
 
     def _loader(self, x: torch.Tensor, y: torch.Tensor, repeats: int = 1) -> DataLoader:
         """The split as one batch; under DDP, this rank's contiguous share of its rows (the update stays the
-        full-batch gradient: see :func:`~lab2_lightning.steps.gradient_step`)."""
+        full-batch gradient: see :func:`~lab2_lightning.models.steps.gradient_step`)."""
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         if len(x) < world:
             raise LabError(f"{len(x)} rows cannot be shared between {world} devices: use fewer devices")

@@ -12,12 +12,12 @@ from torchmetrics import ClasswiseWrapper, MetricCollection
 from torchmetrics.aggregation import SumMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from lab2_lightning.checkpoints import adopt_checkpoint_dtype
-from lab2_lightning.datamodule import Batch
-from lab2_lightning.errors import LabError
-from lab2_lightning.figures import confusion_figure
-from lab2_lightning.steps import check_lr, full_batch_loss, gradient_step, logging_step
-from lab2_lightning.tb_logging import log_figure
+from lab2_lightning.callbacks.figures import confusion_figure
+from lab2_lightning.callbacks.tb_logging import log_figure
+from lab2_lightning.data.datamodule import Batch
+from lab2_lightning.models.checkpoints import adopt_checkpoint_dtype
+from lab2_lightning.models.steps import check_lr, full_batch_loss, gradient_step, logging_step
+from lab2_lightning.utils.errors import LabError
 
 SPLITS = ("train", "val")
 
@@ -69,7 +69,7 @@ class LabMLP(pl.LightningModule):
     Every training step is one plain gradient step on all training rows: the lab's "epoch".
 
     Seed contract: after ``torch.manual_seed(S)``, W1 and W2 are ``torch.randn(features, hidden)`` and then
-    ``torch.randn(hidden, classes)``, as in the lab's ``sgd_mlp`` (:mod:`lab2_lightning.reference`).
+    ``torch.randn(hidden, classes)``, as in the lab's ``sgd_mlp`` (:mod:`lab2_lightning.models.reference`).
 
     After every Lightning epoch (``data.steps_per_epoch`` steps), the validation loop measures the current
     weights on both splits (the DataModule serves the training split as validation loader 0), so the last

@@ -7,7 +7,7 @@ import math
 import lightning.pytorch as pl
 import torch
 
-from lab2_lightning.errors import LabError
+from lab2_lightning.utils.errors import LabError
 
 
 def check_lr(lr: float) -> None:

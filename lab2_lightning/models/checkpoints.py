@@ -9,7 +9,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from lab2_lightning.errors import LabError
+from lab2_lightning.utils.errors import LabError
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from lab2_lightning.errors import LabError
+from lab2_lightning.utils.errors import LabError
 
 LabelColumn = int | Literal["auto"] | None
 

@@ -10,14 +10,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lab2_lightning.analysis import auto_lr, linear_map_residual, pca_scores, principal_angles, svd_optimum
-from lab2_lightning.checkpoints import adopt_checkpoint_dtype
-from lab2_lightning.datamodule import Batch
-from lab2_lightning.errors import LabError
-from lab2_lightning.figures import pca_vs_gd_figure
-from lab2_lightning.lowrank import low_rank_squared_error
-from lab2_lightning.steps import check_lr, full_batch_loss, gradient_step, logging_step
-from lab2_lightning.tb_logging import log_figure, log_scalars
+from lab2_lightning.callbacks.figures import pca_vs_gd_figure
+from lab2_lightning.callbacks.tb_logging import log_figure, log_scalars
+from lab2_lightning.data.datamodule import Batch
+from lab2_lightning.models.checkpoints import adopt_checkpoint_dtype
+from lab2_lightning.models.linalg import auto_lr, linear_map_residual, pca_scores, principal_angles, svd_optimum
+from lab2_lightning.models.lowrank import low_rank_squared_error
+from lab2_lightning.models.steps import check_lr, full_batch_loss, gradient_step, logging_step
+from lab2_lightning.utils.errors import LabError
 
 
 class LowRankFactorisation(pl.LightningModule):
@@ -28,17 +28,17 @@ class LowRankFactorisation(pl.LightningModule):
     ``precision`` (the lab's float64 is ``64-true``), never from this module.
 
     Seed contract: after ``torch.manual_seed(S)``, U and V are ``torch.rand(rows, rank)`` and then
-    ``torch.rand(features, rank)``, as in the lab's ``gd_factorise_ad`` (:mod:`lab2_lightning.reference`).
+    ``torch.rand(features, rank)``, as in the lab's ``gd_factorise_ad`` (:mod:`lab2_lightning.models.reference`).
 
     Args:
         n_rows: rows of A (linked from the data by the CLI).
         n_features: columns of A (linked from the data by the CLI).
         rank: rank r of the factorisation, 1 <= r <= min(rows, features).
         lr: learning rate of the plain gradient step: the lab's 0.01, or ``auto``, a step stable from the start on
-            any matrix (:func:`~lab2_lightning.analysis.auto_lr`). The lab's 0.01 diverges on most larger matrices.
+            any matrix (:func:`~lab2_lightning.models.linalg.auto_lr`). The lab's 0.01 diverges on most larger matrices.
         gradient: ``autograd`` differentiates ``mse_loss`` as the lab does; ``closed_form`` uses
-            :class:`~lab2_lightning.lowrank.LowRankSquaredError`, the same loss and gradients with far less memory
-            traffic, for large matrices.
+            :class:`~lab2_lightning.models.lowrank.LowRankSquaredError`, the same loss and gradients with far less
+            memory traffic, for large matrices.
         svd: how the Eckart–Young yardstick is computed: ``exact``, ``randomized`` (``torch.svd_lowrank``) or
             ``auto`` (randomized when the smaller side of A exceeds 1000).
         class_names: names of the classes, used only to colour the PCA figure (linked from the data).

@@ -21,13 +21,13 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from lab2_lightning.analysis import pca_scores
+from lab2_lightning.callbacks.history import MetricHistory
 from lab2_lightning.cli import Accelerator, LabCLI, build_cli, check_accelerator, train
-from lab2_lightning.errors import LabError
-from lab2_lightning.history import MetricHistory
-from lab2_lightning.report import PUBLISHED, write_report
+from lab2_lightning.lab.report import PUBLISHED, write_report
+from lab2_lightning.models.linalg import pca_scores
+from lab2_lightning.utils.errors import LabError
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 
 def stats(values: list[float]) -> dict[str, float]:
@@ -81,7 +81,8 @@ def run_experiment(config: Path, seed: int, accelerator: str, log_dir: Path, nam
     cli = build_cli(
         [
             "--config", str(config), "--seed_everything", str(seed), "--accelerator", accelerator,
-            "--trainer.logger", json.dumps(logger), "--trainer.callbacks+=lab2_lightning.history.MetricHistory",
+            "--trainer.logger", json.dumps(logger),
+            "--trainer.callbacks+=lab2_lightning.callbacks.history.MetricHistory",
             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
             *overrides,
         ]

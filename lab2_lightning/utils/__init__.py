@@ -1,0 +1,1 @@
+"""What every layer uses: the user's error type and atomic file writes."""
