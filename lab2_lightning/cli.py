@@ -33,13 +33,14 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lab2_lightning.callbacks.progress import StepProgressBar
+from lab2_lightning.callbacks.summary import RunSummary
 from lab2_lightning.data.datamodule import IrisDataModule
 from lab2_lightning.models.checkpoints import check_fits
 
 # Imported so that ``--model LowRankFactorisation`` or ``--model LabMLP`` resolves without the module path.
 from lab2_lightning.models.factorisation import LowRankFactorisation  # noqa: F401
+from lab2_lightning.models.full_batch import DivergenceError
 from lab2_lightning.models.mlp import LabMLP  # noqa: F401
-from lab2_lightning.models.steps import DivergenceError
 from lab2_lightning.utils.atomic import write_json
 from lab2_lightning.utils.errors import LabError, exit_on_user_error
 
@@ -84,7 +85,7 @@ class LabCLI(LightningCLI):
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.every_n_epochs": 1})
         # A link whose target the chosen model does not take is skipped, so both models share these.
-        for name in ("n_rows", "n_features", "n_classes", "class_names"):
+        for name in ("n_rows", "n_features", "n_classes", "class_names", "feature_names"):
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
 
     def before_instantiate_classes(self) -> None:
@@ -144,6 +145,8 @@ def build_cli(args: list[str] | None) -> LabCLI:
         subclass_mode_model=True,
         datamodule_class=IrisDataModule,
         seed_everything_default=0,
+        # Every run gathers its members' results and HParams rows; not an option, since results.json needs it.
+        trainer_defaults={"callbacks": [RunSummary()]},
         save_config_kwargs={"overwrite": True},
         # Parse errors are raised, not printed with the whole usage text: main() prints them in one line.
         parser_kwargs={"description": "Train one experiment of Lab 2 (see configs/).", "exit_on_error": False},
@@ -159,13 +162,13 @@ def train(cli: LabCLI) -> dict[str, Any]:
     if ckpt_path is not None:
         check_fits(ckpt_path, cli.model)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path, weights_only=True)
-    final = cli.model.results()
-    bad = non_finite(final)
+    runs = next(c for c in cli.trainer.callbacks if isinstance(c, RunSummary)).runs
+    bad = non_finite(runs)
     if bad:  # the last step itself can break the weights, after the last check of a loss
         raise DivergenceError(f"training diverged: {', '.join(bad[:3])} not finite after the last step; lower model.lr")
     results = {
         "model": type(cli.model).__name__,
-        **final,
+        "runs": runs,
         "seed": cli.config.seed_everything,
         "data": str(cli.datamodule.source),
         "settings": json.loads(cli.parser.dump(cli.config, format="json")),

@@ -1,1 +1,11 @@
-"""Callbacks: the progress bar, and the work that needs the data (the yardsticks of Exercise 1, figures)."""
+"""Callbacks: the progress bar, the work that needs the data (Exercise 1's yardsticks, figures) and the run summary.
+
+Re-exported here so that configs can name them ``lab2_lightning.callbacks.EckartYoungComparison`` and so on.
+"""
+
+from lab2_lightning.callbacks.confusion import ConfusionFigures
+from lab2_lightning.callbacks.progress import StepProgressBar
+from lab2_lightning.callbacks.summary import RunSummary
+from lab2_lightning.callbacks.yardsticks import EckartYoungComparison
+
+__all__ = ["ConfusionFigures", "EckartYoungComparison", "RunSummary", "StepProgressBar"]

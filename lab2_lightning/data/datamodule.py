@@ -11,7 +11,6 @@ from typing import Literal
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, IterableDataset
 
 from lab2_lightning.data.synthetic import SyntheticMatrix
 from lab2_lightning.data.table import LabelColumn, Table, packaged_iris, read_data
@@ -45,11 +44,12 @@ def preprocessing_stats(x: torch.Tensor, preprocessing: Preprocessing) -> tuple[
     return mean, spread
 
 
-class FullBatch(IterableDataset):
+class FullBatch:
     """The whole split (this rank's share under DDP) as a single batch, served ``repeats`` times.
 
-    Every step of the lab is on all rows. It is an iterable data set so that Lightning does not put a
-    ``DistributedSampler`` over it: the rows are already split between ranks, the batch is not.
+    Every step of the lab is on all rows, already in memory: Lightning takes any iterable with a length as a loader,
+    and a plain one spares the DataLoader's machinery at every step and gets no ``DistributedSampler`` (the rows
+    are already split between ranks, the batch is not).
     """
 
     def __init__(self, batch: Batch, repeats: int = 1) -> None:
@@ -67,8 +67,8 @@ class IrisDataModule(pl.LightningDataModule):
     """Iris, any CSV of numeric features with an optional label column, a matrix file, or a synthetic matrix.
 
     Each batch is a dict with ``x`` (the features, preprocessed, in ``dtype``), ``y`` (class ids, -1 without
-    labels), ``index`` (the rows' positions in the training or validation split, so the factorisation can
-    address its rows of U) and ``split_rows`` (the split's size, for a mean over the whole split).
+    labels), ``rows`` (a ``slice``: the rows' positions in the training or validation split, so the factorisation
+    can address its rows of U) and ``split_rows`` (the split's size, for a mean over the whole split).
 
     One Lightning epoch is ``steps_per_epoch`` full-batch steps. Each of the lab's "epochs" is one such step, so
     configs count them with ``trainer.max_steps``; a Lightning epoch of many steps spares Lightning's per-epoch
@@ -113,7 +113,7 @@ class IrisDataModule(pl.LightningDataModule):
         dtype: Literal["float64", "float32"] = "float64",
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["synthetic"])
+        self.save_hyperparameters(ignore=["synthetic"], logger=False)
         self.hparams["synthetic"] = asdict(synthetic) if synthetic is not None else None  # plain data in checkpoints
         if steps_per_epoch < 1:
             raise LabError(f"data.steps_per_epoch must be at least 1, got {steps_per_epoch}")
@@ -157,7 +157,7 @@ class IrisDataModule(pl.LightningDataModule):
     def n_classes(self) -> int:
         return len(self.class_names)
 
-    def _loader(self, x: torch.Tensor, y: torch.Tensor, repeats: int = 1) -> DataLoader:
+    def _loader(self, x: torch.Tensor, y: torch.Tensor, repeats: int = 1) -> FullBatch:
         """The split as one batch; under DDP, this rank's contiguous share of its rows (the update stays the
         full-batch gradient: see :func:`~lab2_lightning.models.steps.gradient_step`)."""
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
@@ -165,24 +165,24 @@ class IrisDataModule(pl.LightningDataModule):
             raise LabError(f"{len(x)} rows cannot be shared between {world} devices: use fewer devices")
         bounds = np.linspace(0, len(x), world + 1).round().astype(int)
         start, stop = int(bounds[rank]), int(bounds[rank + 1])
-        rows = torch.arange(start, stop)
-        batch = {"x": x[start:stop], "y": y[start:stop], "index": rows, "split_rows": torch.tensor(len(x))}
-        return DataLoader(FullBatch(batch, repeats), batch_size=None)
+        batch = {"x": x[start:stop], "y": y[start:stop], "rows": slice(start, stop), "split_rows": torch.tensor(len(x))}
+        return FullBatch(batch, repeats)
 
     def transfer_batch_to_device(self, batch: Batch, device: torch.device, dataloader_idx: int) -> Batch:
         """Copy each full batch to the device once; every later step reuses that copy."""
         key = (id(batch), device)
         if key not in self._on_device:  # the cache keeps ``batch`` alive, so its id cannot be reused meanwhile
-            self._on_device[key] = (batch, {k: v.to(device) for k, v in batch.items()})
+            on_device = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            self._on_device[key] = (batch, on_device)
         return self._on_device[key][1]
 
     def teardown(self, stage: str) -> None:
         self._on_device.clear()
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> FullBatch:
         return self._loader(self.train_x, self.train_y, self.hparams.steps_per_epoch)
 
-    def val_dataloader(self) -> list[DataLoader]:
+    def val_dataloader(self) -> list[FullBatch]:
         """Both splits, so every epoch measures the current weights on train and validation alike.
 
         Loader 0 is the training split, loader 1 the validation split (when ``val_size`` > 0). Evaluating the

@@ -12,6 +12,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import torch
 
 from lab2_lightning.utils.errors import LabError
 
@@ -169,3 +170,12 @@ def read_table(path: str | Path, label_column: LabelColumn = "auto") -> Table:
             if not label:
                 raise LabError(f"{path}, line {line}, column {label_at + 1}: empty label")
     return Table(values, labels, [names[c] for c in feature_cols], path, [int(line) for line in body.index])
+
+
+def align_columns(
+    x: torch.Tensor, columns: list[str] | None, expected: list[str] | None, n_expected: int, source: str | None
+) -> torch.Tensor:
+    """Placeholder until the prediction work lands: columns by position after a count check."""
+    if x.shape[1] != n_expected:
+        raise LabError(f"{source}: {x.shape[1]} feature columns, but the model was trained on {n_expected}")
+    return x

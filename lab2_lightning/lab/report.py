@@ -16,13 +16,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from lab2_lightning.callbacks.figures import (
-    accuracy_spread_figure,
-    confusion_figure,
-    loss_curves_figure,
-    pca_vs_gd_figure,
-    rank_sweep_figure,
-)
+from lab2_lightning.callbacks.figures import confusion_figure, pca_vs_gd_figure
+from lab2_lightning.lab.figures import accuracy_spread_figure, loss_curves_figure, rank_sweep_figure
 from lab2_lightning.utils.atomic import atomic_write, write_json, write_text
 from lab2_lightning.utils.errors import LabError, exit_on_user_error
 

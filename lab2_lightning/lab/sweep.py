@@ -1,7 +1,8 @@
 """The whole lab in one command: both exercises over several seeds, a rank sweep, then the report.
 
-"Repeat this a few times and report what you observe" (the lab sheet): every experiment runs once per seed through
-the same CLI and configs as a single run, and the report gives the spread over seeds beside the published numbers.
+"Repeat this a few times and report what you observe" (the lab sheet): each exercise is one training of all its
+seeds at once (the modules' member dimension), through the same CLI and configs as a single run, plus one training of
+Exercise 1 at every other rank; the report gives the spread over seeds beside the published numbers.
 """
 
 from __future__ import annotations
@@ -13,15 +14,15 @@ import statistics
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import lightning.pytorch as pl
 import torch
+from lightning.pytorch.callbacks import Callback
 from tqdm.auto import tqdm
 
-from lab2_lightning.callbacks.history import MetricHistory
 from lab2_lightning.cli import Accelerator, LabCLI, build_cli, check_accelerator, train
 from lab2_lightning.lab.report import PUBLISHED, write_report
 from lab2_lightning.models.linalg import pca_scores
@@ -54,42 +55,42 @@ def quiet_lightning():
             logger.setLevel(level)
 
 
-def next_version(root: Path) -> Path:
-    """``root/version_N`` for the first N not taken, as Lightning numbers its runs."""
+def claim_version(root: Path) -> Path:
+    """Create and return ``root/version_N`` for the first N not taken. ``mkdir`` fails if another run took the
+    folder meanwhile, so two labs started at the same moment never share one."""
+    root.mkdir(parents=True, exist_ok=True)
     n = 0
-    while (root / f"version_{n}").exists():
-        n += 1
-    return root / f"version_{n}"
+    while True:
+        folder = root / f"version_{n}"
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            n += 1
 
 
-@dataclass
-class Run:
-    """One experiment's results, its logged curves (:meth:`MetricHistory.as_dict`), and the CLI that holds its
-    model and data."""
+class AdvanceBar(Callback):
+    """Moves the whole lab's progress bar by one at every step of each of its trainings."""
 
-    results: dict[str, Any]
-    history: dict[str, dict[str, list[float]]]
-    cli: LabCLI
+    def __init__(self, bar: tqdm) -> None:
+        self.bar = bar
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: object) -> None:
+        self.bar.update(1)
 
 
-def run_experiment(config: Path, seed: int, accelerator: str, log_dir: Path, name: str, overrides: list[str]) -> Run:
-    """One run of ``config`` with ``seed``, logged to ``log_dir/name``."""
+def build_training(config: Path, log_dir: Path, name: str, accelerator: str, overrides: list[str]) -> LabCLI:
+    """One of the lab's trainings (all its members at once), logged to ``log_dir/name``, built but not run."""
     logger = {
         "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
         "init_args": {"save_dir": str(log_dir), "name": "", "version": name},
     }
-    cli = build_cli(
+    return build_cli(
         [
-            "--config", str(config), "--seed_everything", str(seed), "--accelerator", accelerator,
-            "--trainer.logger", json.dumps(logger),
-            "--trainer.callbacks+=lab2_lightning.callbacks.history.MetricHistory",
-            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-            *overrides,
+            "--config", str(config), "--accelerator", accelerator, "--trainer.logger", json.dumps(logger),
+            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", *overrides,
         ]
     )  # fmt: skip
-    results = train(cli)
-    history = next(c for c in cli.trainer.callbacks if isinstance(c, MetricHistory))
-    return Run(results, history.as_dict(), cli)
 
 
 def cpu_name() -> str:
@@ -146,34 +147,39 @@ def run_lab(
     for path in configs.values():
         if not path.is_file():
             raise LabError(f"{path}: config not found (the whole-lab run reads the repository's configs/)")
-    epochs = {"factorise": factorise_epochs, "mlp": mlp_epochs}
-    overrides = {name: ["--trainer.max_steps", str(n)] if n is not None else [] for name, n in epochs.items()}
-    lab_dir = next_version(Path(log_dir) / "lab")
-    runs: dict[str, list[Run]] = {"factorise": [], "mlp": [], "ranks": []}
+    for name, value in (("--factorise_epochs", factorise_epochs), ("--mlp_epochs", mlp_epochs)):
+        if value is not None and value < 1:
+            raise LabError(f"{name} must be at least 1, got {value}")
+    lab_dir = claim_version(Path(log_dir) / "lab")
+    members = ["--model.init_args.seeds", json.dumps(list(range(seeds)))]
+
+    def steps(epochs: int | None) -> list[str]:
+        return ["--trainer.max_steps", str(epochs)] if epochs is not None else []
 
     started = time.perf_counter()
-    with quiet_lightning(), tqdm(total=2 * seeds, desc="lab", unit="run", file=sys.stderr, dynamic_ncols=True) as bar:
-
-        def execute(kind: str, name: str, seed: int, rank: int | None = None) -> None:
-            label = f"{name}_seed{seed}" + (f"_rank{rank}" if rank is not None else "")
-            extra = ["--model.init_args.rank", str(rank)] if rank is not None else []
-            bar.set_postfix_str(label)
-            runs[kind].append(run_experiment(configs[name], seed, accelerator, lab_dir, label, overrides[name] + extra))
-            bar.update(1)
-
-        for seed in range(seeds):
-            execute("factorise", "factorise", seed)
-        for seed in range(seeds):
-            execute("mlp", "mlp", seed)
-        first = runs["factorise"][0]
-        sweep = [r for r in range(1, first.cli.datamodule.n_features + 1) if r != first.results["rank"]]
-        bar.total += len(sweep)
-        for rank in sweep:
-            execute("ranks", "factorise", 0, rank)
+    with quiet_lightning():
+        clis = {"factorise": build_training(configs["factorise"], lab_dir, "factorise", accelerator,
+                                            members + steps(factorise_epochs))}  # fmt: skip
+        fact = clis["factorise"]
+        other_ranks = [r for r in range(1, fact.datamodule.n_features + 1) if r not in fact.model.ranks]
+        if other_ranks:  # seed 0 at every other rank; its rank-2 member is the seeds training's first
+            clis["ranks"] = build_training(
+                configs["factorise"], lab_dir, "ranks", accelerator,
+                ["--model.init_args.seeds", "[0]", "--model.init_args.rank", json.dumps(other_ranks),
+                 *steps(factorise_epochs)],
+            )  # fmt: skip
+        clis["mlp"] = build_training(configs["mlp"], lab_dir, "mlp", accelerator, members + steps(mlp_epochs))
+        total = sum(cli.trainer.max_steps for cli in clis.values())
+        with tqdm(total=total, desc="lab", unit="step", file=sys.stderr, dynamic_ncols=True) as bar:
+            results_of: dict[str, dict[str, Any]] = {}
+            for name, cli in clis.items():
+                bar.set_postfix_str(name)
+                cli.trainer.callbacks.append(AdvanceBar(bar))
+                results_of[name] = train(cli)
     wall = time.perf_counter() - started
 
-    results = summarise(runs)
-    results["environment"] = environment(first.cli)
+    results = summarise(results_of, clis)
+    results["environment"] = environment(fact)
     results["wall_time_s"] = wall
     results["settings"] = {
         "seeds": seeds,
@@ -188,18 +194,18 @@ def run_lab(
     return results
 
 
-def summarise(runs: dict[str, list[Run]]) -> dict[str, Any]:
-    """Every number and curve the report shows, from the runs."""
-    factorise = [run.results for run in runs["factorise"]]
-    first = runs["factorise"][0]
-    data = first.cli.datamodule
+def summarise(results_of: dict[str, dict[str, Any]], clis: dict[str, LabCLI]) -> dict[str, Any]:
+    """Every number and curve the report shows, from the trainings' results and modules."""
+    fact_cli, mlp_cli = clis["factorise"], clis["mlp"]
+    factorise = results_of["factorise"]["runs"]
+    data = fact_cli.datamodule
     A = data.train_x.to(torch.float64)
-    U = first.cli.model.U.detach().cpu().to(torch.float64)
+    U = fact_cli.model.factors(0)[0].cpu().to(torch.float64)
     svd_loss = factorise[0]["svd_loss"]
     factorisation = {
         "rank": factorise[0]["rank"],
         "svd_loss": svd_loss,
-        "runs": [_without_settings(r) for r in factorise],
+        "runs": factorise,
         "summary": {
             "gd_loss": stats([r["gd_loss"] for r in factorise]),
             "gap_to_svd": stats([r["gd_loss"] - svd_loss for r in factorise]),
@@ -207,7 +213,7 @@ def summarise(runs: dict[str, list[Run]]) -> dict[str, Any]:
             "max_principal_angle_deg": stats([max(r["principal_angles_deg"]) for r in factorise]),
             "map_residual": stats([r["map_residual"] for r in factorise]),
         },
-        "curves_seed0": first.history,
+        "curves_seed0": {"train/loss": fact_cli.model.curve("train/loss")},
         "pca_seed0": {
             "scores": pca_scores(A, min(2, U.shape[1])).tolist(),
             "U": U.tolist(),
@@ -217,20 +223,20 @@ def summarise(runs: dict[str, list[Run]]) -> dict[str, Any]:
             "map_residual": factorise[0]["map_residual"],
         },
     }
-    sweep = sorted([first, *runs["ranks"]], key=lambda run: run.results["rank"])
+    sweep = sorted([factorise[0], *results_of.get("ranks", {"runs": []})["runs"]], key=lambda run: run["rank"])
     rank_sweep = [
         {
-            "rank": run.results["rank"],
-            "gd_loss": run.results["gd_loss"],
-            "svd_loss": run.results["svd_loss"],
-            "gap_to_svd": run.results["gd_loss"] - run.results["svd_loss"],
+            "rank": run["rank"],
+            "gd_loss": run["gd_loss"],
+            "svd_loss": run["svd_loss"],
+            "gap_to_svd": run["gd_loss"] - run["svd_loss"],
         }
         for run in sweep
     ]
 
-    mlp_runs = [run.results for run in runs["mlp"]]
+    mlp_runs = results_of["mlp"]["runs"]
     names = mlp_runs[0]["class_names"]
-    mlp: dict[str, Any] = {"class_names": names, "runs": [_without_settings(r) for r in mlp_runs], "summary": {}}
+    mlp: dict[str, Any] = {"class_names": names, "runs": mlp_runs, "summary": {}}
     for split in ("train", "val"):
         if split not in mlp_runs[0]:
             continue
@@ -243,12 +249,8 @@ def summarise(runs: dict[str, list[Run]]) -> dict[str, Any]:
             "class_counts": mlp_runs[0][split]["class_counts"],
             "confusion_sum": torch.tensor([r[split]["confusion"] for r in mlp_runs]).sum(0).tolist(),
         }
-    mlp["curves_seed0"] = runs["mlp"][0].history
+    mlp["curves_seed0"] = {tag: mlp_cli.model.curve(tag) for tag in ("train/loss", "val/loss")}
     return {"published": PUBLISHED, "factorisation": factorisation, "rank_sweep": rank_sweep, "mlp": mlp}
-
-
-def _without_settings(results: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in results.items() if k != "settings"}
 
 
 def reproduce_commands(

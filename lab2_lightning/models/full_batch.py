@@ -1,0 +1,188 @@
+"""What both exercises' modules share: members trained at once by plain full-batch gradient steps, and each step's
+loss kept on the device, then checked and logged in bulk.
+
+**Members.** The lab asks for every experiment to be repeated over seeds. A module holds its parameters with a
+leading member dimension, one member per seed (or per rank), and its loss is the sum of the members' losses, so one
+backward pass gives each member exactly its own gradient: ten seeds train in one run, at little more than the cost
+of one on a small problem. Member ``b`` starts from exactly what ``torch.manual_seed(seeds[b])`` followed by the
+lab's own draws gives, so its numbers are those of a separate run with that seed.
+
+**Per-step logging without per-step cost.** A step writes its per-member loss into a tensor on the device and
+never waits for the device. Once per Lightning epoch (``data.steps_per_epoch`` steps) the tensor is copied to the
+host, checked for non-finite values (the first one is reported with its exact step) and written to the loggers,
+every step a point.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+from lab2_lightning.models.checkpoints import adopt_checkpoint_dtype
+from lab2_lightning.utils.errors import LabError
+from lab2_lightning.utils.member_loggers import MemberLoggers
+
+
+def check_lr(lr: float) -> None:
+    """A learning rate must be a positive, finite number."""
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise LabError(f"model.lr must be a positive number, got {lr}")
+
+
+class DivergenceError(LabError):
+    """The loss stopped being a finite number: the run's numbers would be meaningless."""
+
+
+def resolve_seeds(seeds: Sequence[int] | None) -> list[int]:
+    """The members' seeds: as given, or the one seed ``seed_everything`` gave the global generator."""
+    if seeds is None:
+        return [torch.initial_seed()]
+    seeds = list(seeds)
+    if not seeds:
+        raise LabError("model.seeds must name at least one seed (or be null for the run's seed_everything)")
+    return seeds
+
+
+def generator(seed: int) -> torch.Generator:
+    """A CPU generator that draws what the global one draws after ``torch.manual_seed(seed)``."""
+    return torch.Generator().manual_seed(seed)
+
+
+class FullBatchGD(pl.LightningModule):
+    """Base of both exercises' modules: manual optimisation, one plain SGD step per training step, losses recorded.
+
+    Subclasses draw their parameters for each of ``self.seeds``, implement :meth:`member_losses`, and
+    ``configure_optimizers``.
+    """
+
+    def __init__(self, seeds: Sequence[int] | None) -> None:
+        super().__init__()
+        self.seeds = resolve_seeds(seeds)
+        self.automatic_optimization = False  # one plain step per batch, without Lightning's closure machinery
+        self.history: dict[str, tuple[list[int], list[torch.Tensor]]] = {}
+        self.final_loss: torch.Tensor | None = None
+        self.member_loggers: MemberLoggers | None = None
+        self._epoch_losses: torch.Tensor | None = None
+        self._epoch_first_batch = 0
+
+    @property
+    def n_members(self) -> int:
+        return len(self.seeds)
+
+    def member_names(self) -> list[str]:
+        """Each member's name, also its TensorBoard folder when there are several."""
+        return [f"seed_{seed}" for seed in self.seeds]
+
+    def member_losses(self, batch: dict[str, Any]) -> torch.Tensor:
+        """This rank's share of each member's loss on ``batch``: a tensor of shape (members,)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------------------------- the step
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        losses = self.member_losses(batch)
+        self._record(batch_idx, losses.detach())
+        self._gradient_step(losses.sum())
+        return losses.sum()
+
+    def _gradient_step(self, loss: torch.Tensor) -> None:
+        """One plain gradient step on ``loss`` with the module's single optimizer.
+
+        Under DDP each rank holds a shard of the full batch and its loss is that shard's sum, while DDP *averages*
+        gradients over ranks: scaling by the world size makes the update the full-batch gradient, as on one device.
+        """
+        optimizer = self.optimizers()
+        optimizer.zero_grad()
+        self.manual_backward(loss * self.trainer.world_size)
+        optimizer.step()
+
+    def _record(self, batch_idx: int, losses: torch.Tensor) -> None:
+        """Keep this step's per-member losses on the device until the epoch's :meth:`_flush`."""
+        if self._epoch_losses is None:
+            rows = (self.trainer.num_training_batches, self.n_members)
+            self._epoch_losses = torch.full(rows, math.nan, dtype=losses.dtype, device=losses.device)
+            self._epoch_first_batch = batch_idx  # a resumed epoch may start past its batch 0
+        self._epoch_losses[batch_idx] = losses
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_losses = None
+
+    def on_train_batch_end(self, outputs: Any, batch: dict[str, Any], batch_idx: int) -> None:
+        trainer = self.trainer
+        last_step = 0 <= trainer.max_steps <= trainer.global_step
+        if batch_idx + 1 == trainer.num_training_batches or last_step:
+            self._flush(batch_idx + 1, final_batch=batch if last_step else None)
+
+    def _flush(self, stop: int, final_batch: dict[str, Any] | None) -> None:
+        """Copy the epoch's losses to the host (one sync), stop at the first non-finite one, log every step.
+
+        After the last step, also measure the final weights on the last batch: the loss "at the end of training".
+        """
+        chunk = self._epoch_losses[self._epoch_first_batch : stop]
+        if final_batch is not None:
+            with torch.no_grad():
+                chunk = torch.cat([chunk, self.member_losses(final_batch).detach()[None].to(chunk.dtype)])
+        if self.trainer.world_size > 1:
+            chunk = self.trainer.strategy.reduce(chunk, reduce_op="sum")
+        chunk = chunk.cpu()
+        self._epoch_losses = None
+        if final_batch is not None:
+            chunk, self.final_loss = chunk[:-1], chunk[-1]
+        last = self.trainer.global_step
+        steps = list(range(last - len(chunk) + 1, last + 1))
+        bad = ~torch.isfinite(chunk)
+        if bad.any():
+            t, b = (int(i) for i in bad.nonzero()[0])
+            lr = self.optimizers().param_groups[0]["lr"]
+            raise DivergenceError(
+                f"training diverged at step {steps[t]}: {self.member_names()[b]}'s loss is {float(chunk[t, b])} "
+                f"with lr {lr}; lower model.lr (or normalise the data) and run again"
+            )
+        if self.final_loss is not None and not torch.isfinite(self.final_loss).all():
+            b = int((~torch.isfinite(self.final_loss)).nonzero()[0])
+            raise DivergenceError(
+                f"training diverged: {self.member_names()[b]}'s loss is {float(self.final_loss[b])} after the last "
+                "step; lower model.lr"
+            )
+        self.add_history("train/loss", steps, chunk)
+        self.log("train/loss", chunk[-1].mean().item(), prog_bar=True, logger=False)
+
+    def add_history(self, tag: str, steps: list[int], values: torch.Tensor) -> None:
+        """Keep ``values`` (steps x members, CPU) as points of ``tag``'s curve and write them to the loggers."""
+        kept_steps, kept_values = self.history.setdefault(tag, ([], []))
+        kept_steps.extend(steps)
+        kept_values.append(values)
+        if self.member_loggers is not None:
+            self.member_loggers.scalars(tag, steps, values)
+
+    def curve(self, tag: str, member: int = 0) -> dict[str, list[float]]:
+        """``{"step": [...], "value": [...]}`` of one member's curve (as the report plots it)."""
+        steps, values = self.history.get(tag, ([], []))
+        column = torch.cat(values)[:, member].double().tolist() if values else []
+        return {"step": list(steps), "value": column}
+
+    # ------------------------------------------------------------------------------------------- lifecycle
+
+    def on_fit_start(self) -> None:
+        self.member_loggers = MemberLoggers(self.trainer, self.member_names())
+
+    def on_train_end(self) -> None:
+        if self.member_loggers is not None:
+            self.member_loggers.flush()
+
+    def teardown(self, stage: str) -> None:
+        if self.member_loggers is not None:
+            self.member_loggers.close()
+        self._epoch_losses = None
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the curves with the weights, so a resumed run reports every step from the first."""
+        checkpoint["history"] = {tag: (steps, torch.cat(values)) for tag, (steps, values) in self.history.items()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        adopt_checkpoint_dtype(self, checkpoint)
+        self.history = {tag: (list(steps), [values]) for tag, (steps, values) in checkpoint.get("history", {}).items()}
