@@ -25,6 +25,9 @@ from lab2_lightning.cli import main
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
+# The tests train on tiny matrices, where a second thread only spins (the CLI decides the same by size).
+torch.set_num_threads(1)
+
 
 @pytest.fixture
 def configs() -> Path:

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from lab2_lightning.callbacks import EckartYoungComparison, RunSummary
 from lab2_lightning.data.datamodule import IrisDataModule
 from lab2_lightning.models.factorisation import LowRankFactorisation
 from lab2_lightning.models.linalg import linear_map_residual, principal_angles, svd_optimum_loss
@@ -59,36 +60,74 @@ def test_principal_angles_and_map_residual() -> None:
 def test_initialisation_follows_the_seed_contract(seed: int) -> None:
     pl.seed_everything(seed)
     model = LowRankFactorisation(n_rows=150, n_features=4, rank=2)
+    assert model.seeds == [seed]
     torch.manual_seed(seed)
-    assert torch.equal(model.U.data, torch.rand(150, 2))
-    assert torch.equal(model.V.data, torch.rand(4, 2))
+    assert torch.equal(model.U.data[0], torch.rand(150, 2))
+    assert torch.equal(model.V.data[0], torch.rand(4, 2))
+
+
+def test_members_start_from_their_own_seeds_and_ranks() -> None:
+    model = LowRankFactorisation(n_rows=150, n_features=4, rank=[1, 3], seeds=[4, 9])
+    assert model.U.shape == (2, 150, 3) and model.V.shape == (2, 4, 3)
+    for member, (seed, rank) in enumerate([(4, 1), (9, 3)]):
+        torch.manual_seed(seed)
+        assert torch.equal(model.U.data[member, :, :rank], torch.rand(150, rank))
+        assert torch.equal(model.V.data[member, :, :rank], torch.rand(4, rank))
+        assert not model.U.data[member, :, rank:].any() and not model.V.data[member, :, rank:].any()
+    assert model.member_names() == ["seed_4_rank_1", "seed_9_rank_3"]
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_lightning_matches_the_labs_plain_loop(seed: int) -> None:
     data = IrisDataModule(preprocessing="centre", steps_per_epoch=100)
-    pl.seed_everything(seed)
-    model = LowRankFactorisation(n_rows=data.n_rows, n_features=data.n_features, rank=2, lr=0.01)
+    model = LowRankFactorisation(n_rows=data.n_rows, n_features=data.n_features, rank=2, lr=0.01, seeds=[seed])
     fit(model, data, steps=1000)
 
     torch.manual_seed(seed)
     U, V = gd_factorise_ad(data.train_x, rank=2, num_epochs=1000, lr=0.01)
     assert model.U.dtype == torch.float64
-    torch.testing.assert_close(model.U.data, U, rtol=0, atol=1e-10)
-    torch.testing.assert_close(model.V.data, V, rtol=0, atol=1e-10)
+    torch.testing.assert_close(model.U.data[0], U, rtol=0, atol=1e-10)
+    torch.testing.assert_close(model.V.data[0], V, rtol=0, atol=1e-10)
+
+
+def test_batched_seeds_equal_separate_runs_bitwise() -> None:
+    """Ten seeds in one training give, bit for bit, each seed's own single-seed training (float64)."""
+    data = IrisDataModule(preprocessing="centre", steps_per_epoch=100)
+    batched = LowRankFactorisation(seeds=list(range(10)))
+    fit(batched, data, steps=200)
+    for seed in range(10):
+        alone = LowRankFactorisation(seeds=[seed])
+        fit(alone, data, steps=200)
+        assert torch.equal(batched.U.data[seed], alone.U.data[0]), seed
+        assert torch.equal(batched.V.data[seed], alone.V.data[0]), seed
+        assert batched.final_loss[seed] == alone.final_loss[0]
+
+
+def test_padded_ranks_stay_exactly_zero_and_match_their_own_rank() -> None:
+    data = IrisDataModule(preprocessing="centre", steps_per_epoch=100)
+    sweep = LowRankFactorisation(seeds=[0], rank=[1, 3, 4])
+    fit(sweep, data, steps=300)
+    for member, rank in enumerate([1, 3, 4]):
+        assert not sweep.U.data[member, :, rank:].any() and not sweep.V.data[member, :, rank:].any()
+        alone = LowRankFactorisation(seeds=[0], rank=rank)
+        fit(alone, data, steps=300)
+        torch.testing.assert_close(sweep.U.data[member, :, :rank], alone.U.data[0], rtol=0, atol=1e-12)
 
 
 def test_gd_reaches_the_svd_optimum_within_one_percent() -> None:
     data = IrisDataModule(preprocessing="centre", steps_per_epoch=100)
-    pl.seed_everything(0)
-    model = LowRankFactorisation(n_rows=data.n_rows, n_features=data.n_features)
-    trainer = fit(model, data, steps=1000)
-    results = model.results()
-    assert trainer.global_step == results["epochs"] == 1000
-    assert results["svd_loss"] <= results["gd_loss"] <= 1.01 * results["svd_loss"]
-    with torch.no_grad():
-        reconstruction = float(F.mse_loss(model.U @ model.V.T, data.train_x, reduction="sum"))
-    assert results["gd_loss"] == pytest.approx(reconstruction)
-    # At the optimum span(U) is the top principal subspace: U is a linear map of the PCA scores.
-    assert max(results["principal_angles_deg"]) < 1.0
-    assert results["map_residual"] < 0.01
+    model = LowRankFactorisation(n_rows=data.n_rows, n_features=data.n_features, seeds=[0, 1])
+    summary = RunSummary()
+    trainer = fit(model, data, steps=1000, callbacks=[EckartYoungComparison(), summary])
+    assert len(summary.runs) == 2
+    for member, results in enumerate(summary.runs):
+        assert trainer.global_step == results["epochs"] == 1000 and results["seed"] == member
+        assert results["svd_loss"] == pytest.approx(svd_optimum_loss(data.train_x, 2), abs=1e-12)
+        assert results["svd_loss"] <= results["gd_loss"] <= 1.01 * results["svd_loss"]
+        U, V = model.factors(member)
+        reconstruction = float(F.mse_loss(U @ V.T, data.train_x, reduction="sum"))
+        assert results["gd_loss"] == pytest.approx(reconstruction, rel=1e-12)
+        assert results["relative_gap"] == pytest.approx((reconstruction - results["svd_loss"]) / results["svd_loss"])
+        # At the optimum span(U) is the top principal subspace: U is a linear map of the PCA scores.
+        assert max(results["principal_angles_deg"]) < 1.0
+        assert results["map_residual"] < 0.01

@@ -42,7 +42,9 @@ class MemberConfusion(Metric):
 
     def compute(self) -> dict[str, torch.Tensor]:
         """``confusion`` (members x C x C), ``rows_per_class`` (C), ``acc`` (members), ``acc_per_class`` (members x C,
-        NaN for a class without rows) and ``loss_sum`` (members)."""
+        NaN for a class without rows) and ``loss_sum`` (members).
+
+        torchmetrics squeezes one-element results to scalars; :meth:`shaped` restores the member dimension."""
         confusion = self.confusion
         per_class_rows = confusion.sum(dim=-1)
         correct = confusion.diagonal(dim1=-2, dim2=-1)
@@ -53,3 +55,15 @@ class MemberConfusion(Metric):
             "acc_per_class": correct.double() / per_class_rows.double(),
             "loss_sum": self.loss_sum,
         }
+
+    def shaped(self, computed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """:meth:`compute`'s results with their member (and class) dimensions, also for one member."""
+        members, classes = self.n_members, self.n_classes
+        shapes = {
+            "confusion": (members, classes, classes),
+            "rows_per_class": (classes,),
+            "acc": (members,),
+            "acc_per_class": (members, classes),
+            "loss_sum": (members,),
+        }
+        return {key: value.reshape(shapes[key]) for key, value in computed.items()}

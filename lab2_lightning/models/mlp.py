@@ -122,7 +122,7 @@ class LabMLP(FullBatchGD):
         for split, metric in zip(SPLITS, self.split_metrics, strict=True):
             if not metric.update_called:
                 continue
-            final = {key: value.cpu() for key, value in metric.compute().items()}
+            final = {key: value.cpu() for key, value in metric.shaped(metric.compute()).items()}
             metric.reset()
             if self.hparams.reduction == "mean":
                 final["loss"] = final["loss_sum"] / final["rows_per_class"].sum()
