@@ -7,8 +7,9 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 
-# Settings that are not worth a column of the HParams tab: lists the data determine, and internal keys.
-_NOT_SETTINGS = {"seeds", "rank", "class_names", "feature_names", "synthetic"}
+# Not columns of the HParams tab: what the data determine (sizes, names; linked into the model by the CLI), and
+# the members' seeds and ranks, which get columns of their own.
+_NOT_SETTINGS = {"n_rows", "n_features", "n_classes", "class_names", "feature_names", "seeds", "rank", "synthetic"}
 
 
 def flat_metrics(run: dict[str, Any], prefix: str = "final") -> dict[str, float]:
@@ -20,7 +21,7 @@ def flat_metrics(run: dict[str, Any], prefix: str = "final") -> dict[str, float]
             metrics.update({f"{prefix}/acc_{name}": acc for name, acc in value.items() if acc is not None})
         elif isinstance(value, dict) and key in ("train", "val"):
             metrics.update(flat_metrics(value, f"{prefix}/{key}"))
-        elif isinstance(value, float) and key not in ("lr",):
+        elif isinstance(value, float) and key not in ("lr", "lr_setting"):
             metrics[f"{prefix}/{key}"] = value
     return metrics
 

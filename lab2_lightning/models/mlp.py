@@ -132,7 +132,8 @@ class LabMLP(FullBatchGD):
             if self.trainer.sanity_checking:
                 continue
             step = [self.trainer.global_step]
-            self.add_history(f"{split}/loss", step, final["loss"][None])
+            if split == "val":  # the training split's loss is already a curve: train/loss, at every step
+                self.add_history("val/loss", step, final["loss"][None])
             self.add_history(f"{split}/acc", step, final["acc"][None])
             for k, name in enumerate(self.class_names):
                 if final["rows_per_class"][k]:

@@ -1,0 +1,94 @@
+"""TensorBoard as a user reads it: every step a point, one step numbering, a run per member, real HParams rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import pytest
+from lightning.pytorch.loggers import TensorBoardLogger
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from lab2_lightning.callbacks import ConfusionFigures, EckartYoungComparison, RunSummary
+from lab2_lightning.data.datamodule import IrisDataModule
+from lab2_lightning.models.factorisation import LowRankFactorisation
+from lab2_lightning.models.mlp import LabMLP
+
+CLASSES = ["Iris-setosa", "Iris-versicolor", "Iris-virginica"]
+
+
+def read_run(folder: Path) -> EventAccumulator:
+    accumulator = EventAccumulator(str(folder), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+def hparams_of(run: EventAccumulator) -> tuple[dict[str, Any], list[str]]:
+    """The run's HParams row: its hparam values, and the names of its metrics."""
+    values: dict[str, Any] = {}
+    metrics: list[str] = []
+    for raw in run.PluginTagToContent("hparams").values():
+        data = plugin_data_pb2.HParamsPluginData.FromString(raw)
+        if data.HasField("session_start_info"):
+            values = {k: v.string_value or v.number_value for k, v in data.session_start_info.hparams.items()}
+        if data.HasField("experiment"):
+            metrics = [info.name.tag for info in data.experiment.metric_infos]
+    return values, metrics
+
+
+def fit(model: pl.LightningModule, data: pl.LightningDataModule, root: Path, steps: int, **kwargs: Any) -> RunSummary:
+    summary = RunSummary()
+    pl.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        logger=TensorBoardLogger(root, name="", version="run"),
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[*kwargs.pop("callbacks", []), summary],
+        **kwargs,
+    ).fit(model, datamodule=data)
+    return summary
+
+
+def test_one_member_mlp_every_step_and_the_final_validation(tmp_path: Path) -> None:
+    data = IrisDataModule(preprocessing="lab", val_size=50, steps_per_epoch=10)
+    model = LabMLP(class_names=data.class_names, seeds=[4])
+    summary = fit(model, data, tmp_path, steps=100, callbacks=[ConfusionFigures()])
+    run = read_run(tmp_path / "run")
+
+    train_loss = run.Scalars("train/loss")
+    assert [event.step for event in train_loss] == list(range(1, 101))  # the loss computed in step k, every k
+    assert [event.value for event in train_loss] == pytest.approx(model.curve("train/loss")["value"], rel=1e-6)
+    val_loss = run.Scalars("val/loss")
+    assert [event.step for event in val_loss] == list(range(10, 101, 10))  # after step k: the last is the final
+    assert val_loss[-1].value == pytest.approx(summary.runs[0]["val"]["loss"], rel=1e-6)
+    assert model.curve("val/loss")["value"][-1] == pytest.approx(summary.runs[0]["val"]["loss"])
+    for name in CLASSES:
+        assert run.Scalars(f"val/acc_{name}")[-1].value == pytest.approx(summary.runs[0]["val"]["acc_per_class"][name])
+    assert {"train/confusion_matrix", "val/confusion_matrix"} <= set(run.Tags()["images"])
+
+    values, metrics = hparams_of(run)
+    assert values["seed"] == 4 and values["model/hidden"] == 12 and values["data/preprocessing"] == "lab"
+    assert not [key for key in values if key.startswith("_") or "instantiator" in key]
+    assert {"final/val/acc", *(f"final/val/acc_{name}" for name in CLASSES)} <= set(metrics)
+    assert "hp_metric" not in run.Tags()["scalars"]
+    assert run.Scalars("final/val/acc")[-1].value == pytest.approx(summary.runs[0]["val"]["acc"])
+
+
+def test_members_are_runs_of_their_own(tmp_path: Path) -> None:
+    data = IrisDataModule(preprocessing="centre", steps_per_epoch=20)
+    model = LowRankFactorisation(seeds=[0, 5, 6])
+    summary = fit(model, data, tmp_path, steps=60, precision="64-true", callbacks=[EckartYoungComparison()])
+    for member, seed in enumerate([0, 5, 6]):
+        run = read_run(tmp_path / "run" / f"seed_{seed}")
+        steps = [event.step for event in run.Scalars("train/loss")]
+        assert steps == list(range(1, 61))
+        assert run.Scalars("final/gd_loss")[-1].value == pytest.approx(summary.runs[member]["gd_loss"])
+        assert run.Scalars("final/relative_gap")[-1].value == pytest.approx(summary.runs[member]["relative_gap"])
+        values, metrics = hparams_of(run)
+        assert values["seed"] == seed and values["rank"] == 2 and values["model/gradient"] == "autograd"
+        assert {"final/gd_loss", "final/relative_gap"} <= set(metrics)
+        assert ("pca_vs_gd" in run.Tags()["images"]) == (member == 0)  # one figure per training, not per seed
