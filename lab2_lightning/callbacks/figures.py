@@ -21,8 +21,10 @@ def _scatter_by_class(ax, points: np.ndarray, labels: np.ndarray, class_names: S
 
 
 def pca_vs_gd_figure(scores: np.ndarray, U: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> Figure:
-    """Exercise 1.3: the data on the first two principal axes beside the rows of GD's U, coloured by class."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
+    """Exercise 1.3: the data on the first two principal axes beside the rows of GD's U, coloured by class.
+
+    Small and dense (7 x 3.4 inches), so that it stays readable at TensorBoard's default image-card size."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(7, 3.4))
     _scatter_by_class(left, scores, labels, class_names)
     left.set(title="Data on the first two principal axes", xlabel="PC 1", ylabel="PC 2")
     _scatter_by_class(right, U, labels, class_names)
