@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import lightning.pytorch as pl
 import pytest
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lab2_lightning.callbacks import EckartYoungComparison, RunSummary
 from lab2_lightning.data.datamodule import IrisDataModule
@@ -17,15 +19,9 @@ from lab2_lightning.models.reference import gd_factorise_ad
 
 
 def fit(model: pl.LightningModule, data: pl.LightningDataModule, steps: int, **trainer: object) -> pl.Trainer:
+    settings = {"precision": "64-true", "logger": False, "enable_checkpointing": False} | trainer
     trainer_ = pl.Trainer(
-        max_steps=steps,
-        precision="64-true",
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        **trainer,
+        max_steps=steps, accelerator="cpu", enable_progress_bar=False, enable_model_summary=False, **settings
     )
     trainer_.fit(model, datamodule=data)
     return trainer_
@@ -131,3 +127,24 @@ def test_gd_reaches_the_svd_optimum_within_one_percent() -> None:
         # At the optimum span(U) is the top principal subspace: U is a linear map of the PCA scores.
         assert max(results["principal_angles_deg"]) < 1.0
         assert results["map_residual"] < 0.01
+
+
+def test_resumed_training_keeps_every_step_of_its_curve(tmp_path: Path) -> None:
+    """The curves travel in the checkpoint: a run resumed at step 40 reports all 100 steps, as if never stopped."""
+    data = IrisDataModule(preprocessing="centre", steps_per_epoch=20)
+    whole = LowRankFactorisation(seeds=[0, 3])
+    fit(whole, data, steps=100)
+
+    first = LowRankFactorisation(seeds=[0, 3])
+    checkpoint = ModelCheckpoint(dirpath=tmp_path, save_last=True)
+    fit(first, data, steps=40, enable_checkpointing=True, callbacks=[checkpoint])
+    resumed = LowRankFactorisation(seeds=[0, 3])
+    pl.Trainer(
+        max_steps=100, precision="64-true", accelerator="cpu", logger=False, enable_progress_bar=False,
+        enable_model_summary=False, enable_checkpointing=False,
+    ).fit(resumed, datamodule=data, ckpt_path=str(tmp_path / "last.ckpt"), weights_only=True)  # fmt: skip
+
+    assert torch.equal(resumed.U.data, whole.U.data) and torch.equal(resumed.V.data, whole.V.data)
+    for member in range(2):
+        assert resumed.curve("train/loss", member) == whole.curve("train/loss", member)
+    assert resumed.curve("train/loss")["step"] == list(range(1, 101))

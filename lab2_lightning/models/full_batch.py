@@ -67,7 +67,7 @@ class FullBatchGD(pl.LightningModule):
         self.final_loss: torch.Tensor | None = None
         self.member_loggers: MemberLoggers | None = None
         self._epoch_losses: torch.Tensor | None = None
-        self._epoch_first_batch = 0
+        self._pending = 0
 
     @property
     def n_members(self) -> int:
@@ -85,7 +85,7 @@ class FullBatchGD(pl.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         losses = self.member_losses(batch)
-        self._record(batch_idx, losses.detach())
+        self._record(losses.detach())
         self._gradient_step(losses.sum())
         return losses.sum()
 
@@ -100,36 +100,36 @@ class FullBatchGD(pl.LightningModule):
         self.manual_backward(loss * self.trainer.world_size)
         optimizer.step()
 
-    def _record(self, batch_idx: int, losses: torch.Tensor) -> None:
-        """Keep this step's per-member losses on the device until the epoch's :meth:`_flush`."""
-        if self._epoch_losses is None:
-            rows = (self.trainer.num_training_batches, self.n_members)
-            self._epoch_losses = torch.full(rows, math.nan, dtype=losses.dtype, device=losses.device)
-            self._epoch_first_batch = batch_idx  # a resumed epoch may start past its batch 0
-        self._epoch_losses[batch_idx] = losses
-
-    def on_train_epoch_start(self) -> None:
-        self._epoch_losses = None
+    def _record(self, losses: torch.Tensor) -> None:
+        """Keep this step's per-member losses on the device until the next :meth:`_flush`."""
+        if self._epoch_losses is None or self._pending == len(self._epoch_losses):
+            # A row per step of the epoch. A resumed run can hold a step more: Lightning replays the end of the
+            # epoch it saved as one extra batch, hence the growing.
+            rows = torch.full((self.trainer.num_training_batches, self.n_members), math.nan, dtype=losses.dtype)
+            rows = rows.to(losses.device)
+            self._epoch_losses = rows if self._epoch_losses is None else torch.cat([self._epoch_losses, rows])
+        self._epoch_losses[self._pending] = losses
+        self._pending += 1
 
     def on_train_batch_end(self, outputs: Any, batch: dict[str, Any], batch_idx: int) -> None:
         trainer = self.trainer
         last_step = 0 <= trainer.max_steps <= trainer.global_step
-        if batch_idx + 1 == trainer.num_training_batches or last_step:
-            self._flush(batch_idx + 1, final_batch=batch if last_step else None)
+        if batch_idx + 1 >= trainer.num_training_batches or last_step:
+            self._flush(final_batch=batch if last_step else None)
 
-    def _flush(self, stop: int, final_batch: dict[str, Any] | None) -> None:
-        """Copy the epoch's losses to the host (one sync), stop at the first non-finite one, log every step.
+    def _flush(self, final_batch: dict[str, Any] | None) -> None:
+        """Copy the recorded losses to the host (one sync), stop at the first non-finite one, log every step.
 
         After the last step, also measure the final weights on the last batch: the loss "at the end of training".
         """
-        chunk = self._epoch_losses[self._epoch_first_batch : stop]
+        chunk = self._epoch_losses[: self._pending]
         if final_batch is not None:
             with torch.no_grad():
                 chunk = torch.cat([chunk, self.member_losses(final_batch).detach()[None].to(chunk.dtype)])
         if self.trainer.world_size > 1:
             chunk = self.trainer.strategy.reduce(chunk, reduce_op="sum")
         chunk = chunk.cpu()
-        self._epoch_losses = None
+        self._epoch_losses, self._pending = None, 0
         if final_batch is not None:
             chunk, self.final_loss = chunk[:-1], chunk[-1]
         last = self.trainer.global_step
@@ -177,7 +177,7 @@ class FullBatchGD(pl.LightningModule):
     def teardown(self, stage: str) -> None:
         if self.member_loggers is not None:
             self.member_loggers.close()
-        self._epoch_losses = None
+        self._epoch_losses, self._pending = None, 0
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Keep the curves with the weights, so a resumed run reports every step from the first."""
