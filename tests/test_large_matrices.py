@@ -1,4 +1,5 @@
-"""Large-matrix support: the closed-form gradient, matrix files, the synthetic generator, auto lr, randomized SVD."""
+"""Large-matrix support: matrix files, the synthetic generator, auto lr, randomized SVD (the closed-form loss has
+tests/test_lowrank.py)."""
 
 from __future__ import annotations
 
@@ -9,35 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from lab2_lightning.data.datamodule import IrisDataModule
 from lab2_lightning.data.synthetic import SyntheticMatrix
 from lab2_lightning.models.linalg import auto_lr, largest_singular_value, svd_optimum
-from lab2_lightning.models.lowrank import low_rank_squared_error
-
-
-@pytest.mark.parametrize(("m", "n", "r"), [(150, 4, 2), (37, 23, 5), (8, 30, 8)])
-def test_closed_form_gradients_equal_autograd(m: int, n: int, r: int) -> None:
-    generator = torch.Generator().manual_seed(m)
-    A = torch.randn(m, n, dtype=torch.float64, generator=generator)
-    U1 = torch.rand(m, r, dtype=torch.float64, generator=generator).requires_grad_()
-    V1 = torch.rand(n, r, dtype=torch.float64, generator=generator).requires_grad_()
-    U2, V2 = U1.detach().clone().requires_grad_(), V1.detach().clone().requires_grad_()
-    reference = F.mse_loss(U1 @ V1.T, A, reduction="sum")
-    reference.backward()
-    loss = low_rank_squared_error(U2, V2, A)
-    loss.backward()
-    torch.testing.assert_close(loss, reference, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(U2.grad, U1.grad, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(V2.grad, V1.grad, rtol=1e-12, atol=1e-12)
-
-
-def test_closed_form_gradcheck() -> None:
-    generator = torch.Generator().manual_seed(1)
-    inputs = [torch.rand(6, 2, dtype=torch.float64, generator=generator, requires_grad=True) for _ in range(2)]
-    A = torch.randn(6, 6, dtype=torch.float64, generator=generator)
-    assert torch.autograd.gradcheck(lambda U, V: low_rank_squared_error(U, V, A), inputs)
 
 
 def test_synthetic_matrix_is_low_rank_plus_noise() -> None:
