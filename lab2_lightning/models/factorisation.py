@@ -9,7 +9,7 @@ from torch import nn
 
 from lab2_lightning.models.full_batch import FullBatchGD, check_lr, generator
 from lab2_lightning.models.linalg import auto_lr
-from lab2_lightning.models.lowrank import low_rank_squared_error
+from lab2_lightning.models.lowrank import low_rank_squared_error, squared_norm
 from lab2_lightning.utils.errors import LabError
 
 
@@ -104,7 +104,7 @@ class LowRankFactorisation(FullBatchGD):
     def _squared_norm(self, x: torch.Tensor) -> torch.Tensor:
         """‖A‖² of this rank's rows, computed once: the DataModule serves the same batch tensor every step."""
         if self._a_sq_norm is None or self._a_sq_norm[0] is not x:
-            self._a_sq_norm = (x, torch.linalg.vector_norm(x.double()) ** 2)
+            self._a_sq_norm = (x, squared_norm(x))
         return self._a_sq_norm[1]
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
