@@ -25,8 +25,8 @@ class EckartYoungComparison(Callback):
     Per member: ``svd_loss`` (the least loss of any rank-r approximation), ``relative_gap`` (GD's loss above it,
     relative; null at full rank, where the optimum is 0), ``principal_angles_deg`` between span(U) and the span
     of the first r principal components, and ``map_residual``, the relative residual of the best linear map from
-    U to the PCA scores. Logged as ``final/...`` scalars, with ``train/relative_gap`` at every step and the figure
-    ``pca_vs_gd`` (the first member: the data on the first two principal axes beside the rows of its U).
+    U to the PCA scores: final numbers, which :class:`~.summary.RunSummary` logs with the module's. The figure
+    ``pca_vs_gd`` shows the first member: the data on the first two principal axes beside the rows of its U.
 
     Args:
         svd: how the optimum is computed: ``exact``, ``randomized`` (``torch.svd_lowrank``) or ``auto``
@@ -68,11 +68,6 @@ class EckartYoungComparison(Callback):
         loggers = pl_module.member_loggers
         if loggers is None:
             return
-        losses = pl_module.history.get("train/loss")
-        svd_losses = torch.tensor([r["svd_loss"] for r in self.results], dtype=torch.float64)
-        if losses is not None and bool((svd_losses > 0).all()):
-            steps, values = losses
-            loggers.scalars("train/relative_gap", steps, (torch.cat(values).double() - svd_losses) / svd_losses)
         if self.figure and trainer.is_global_zero:
             rank = pl_module.ranks[0]
             figure = pca_vs_gd_figure(

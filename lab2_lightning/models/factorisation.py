@@ -7,7 +7,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from lab2_lightning.models.full_batch import FullBatchGD, check_lr, generator
+from lab2_lightning.models.full_batch import FullBatchGD, PlainGradientStep, check_lr, generator
 from lab2_lightning.models.linalg import auto_lr
 from lab2_lightning.models.lowrank import low_rank_squared_error, squared_norm
 from lab2_lightning.utils.errors import LabError
@@ -107,11 +107,11 @@ class LowRankFactorisation(FullBatchGD):
             self._a_sq_norm = (x, squared_norm(x))
         return self._a_sq_norm[1]
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> PlainGradientStep:
         if self.hparams.lr == "auto":
             A = self.trainer.datamodule.train_x.to(self.device, self.U.dtype)
             self.lr_used = min(auto_lr(*self.factors(b), A) for b in range(self.n_members))
-        return torch.optim.SGD(self.parameters(), lr=self.lr_used)
+        return PlainGradientStep(self.parameters(), lr=self.lr_used)
 
     def on_train_start(self) -> None:
         # The step size in use: a resumed run restores it with the optimizer, whatever ``auto`` gives now.

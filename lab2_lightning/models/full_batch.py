@@ -52,11 +52,43 @@ def generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
+class PlainGradientStep(torch.optim.Optimizer):
+    """The lab's update, ``p -= lr * p.grad``, and nothing else: no momentum, no weight decay.
+
+    ``torch.optim.SGD`` computes the same step as ``p + (-lr) * grad`` in one fused operation, which rounds once
+    less than the lab's two, and pays for options the lab does not use; this optimizer takes the lab's arithmetic,
+    so a training follows the lab's plain loop bit for bit. It clears each gradient after using it, which spares a
+    separate ``zero_grad``.
+
+    Args:
+        params: the parameters to update.
+        lr: the step size.
+    """
+
+    def __init__(self, params: Any, lr: float) -> None:
+        super().__init__(params, {"lr": lr})
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:
+        if closure is not None:
+            with torch.enable_grad():
+                closure()
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param.grad is not None:
+                    param -= group["lr"] * param.grad
+                    param.grad = None
+
+
 class FullBatchGD(pl.LightningModule):
-    """Base of both exercises' modules: manual optimisation, one plain SGD step per training step, losses recorded.
+    """Base of both exercises' modules: manual optimisation, one plain gradient step per training step, losses
+    recorded.
 
     Subclasses draw their parameters for each of ``self.seeds``, implement :meth:`member_losses`, and
-    ``configure_optimizers``.
+    ``configure_optimizers`` (a :class:`PlainGradientStep`).
     """
 
     def __init__(self, seeds: Sequence[int] | None) -> None:
@@ -68,6 +100,19 @@ class FullBatchGD(pl.LightningModule):
         self.member_loggers: MemberLoggers | None = None
         self._epoch_losses: torch.Tensor | None = None
         self._pending = 0
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """``nn.Module.__setattr__``, with a shortcut for plain values of plain attributes.
+
+        Lightning sets such attributes around every hook it calls (the running hook's name, ...), some thirty times
+        per training step, and ``nn.Module.__setattr__`` checks each value against parameters, modules and
+        buffers: on the lab's tiny steps that was a tenth of Lightning's cost per step. An attribute already in
+        ``__dict__`` is none of those, so storing it directly is what ``nn.Module`` would end up doing too.
+        """
+        if name in self.__dict__ and type(value) in _PLAIN:
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     @property
     def n_members(self) -> int:
@@ -95,10 +140,9 @@ class FullBatchGD(pl.LightningModule):
         Under DDP each rank holds a shard of the full batch and its loss is that shard's sum, while DDP *averages*
         gradients over ranks: scaling by the world size makes the update the full-batch gradient, as on one device.
         """
-        optimizer = self.optimizers()
-        optimizer.zero_grad()
-        self.manual_backward(loss * self.trainer.world_size)
-        optimizer.step()
+        world_size = self.trainer.world_size
+        self.manual_backward(loss * world_size if world_size > 1 else loss)
+        self.optimizers().step()  # PlainGradientStep: it also clears the gradients
 
     def _record(self, losses: torch.Tensor) -> None:
         """Keep this step's per-member losses on the device until the next :meth:`_flush`."""

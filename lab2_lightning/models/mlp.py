@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lab2_lightning.data.table import align_columns
-from lab2_lightning.models.full_batch import FullBatchGD, check_lr, generator
+from lab2_lightning.models.full_batch import FullBatchGD, PlainGradientStep, check_lr, generator
 from lab2_lightning.models.metrics import MemberConfusion
 from lab2_lightning.utils.errors import LabError
 
@@ -142,8 +142,8 @@ class LabMLP(FullBatchGD):
             self.log(f"{split}/acc", final["acc"].mean().item(), logger=False, prog_bar=split == "val")
             self.log(f"{split}/loss", final["loss"].mean().item(), logger=False)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+    def configure_optimizers(self) -> PlainGradientStep:
+        return PlainGradientStep(self.parameters(), lr=self.hparams.lr)
 
     def member_results(self) -> list[dict[str, Any]]:
         """Each member's settings and the per-class and overall accuracy, loss and class counts of its final weights

@@ -22,6 +22,8 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
+QUEUE_EVENTS = 100_000  # events a writer holds before the training must wait for its thread
+
 
 class MemberLoggers:
     """The writers of one training's members; only rank 0 writes. Call :meth:`close` when the training ends.
@@ -37,13 +39,19 @@ class MemberLoggers:
         self._writers: dict[tuple[int, int], SummaryWriter] = {}
 
     def _writer(self, logger_index: int, member: int) -> SummaryWriter:
-        """The TensorBoard writer of ``member`` beside the TensorBoard logger ``logger_index``."""
-        logger = self.loggers[logger_index]
-        if len(self.names) == 1:
-            return logger.experiment
+        """The TensorBoard writer of ``member`` beside the TensorBoard logger ``logger_index``: in the logger's own
+        folder for a single member, in a sub-folder per member otherwise.
+
+        Our own writer, not the logger's, for its queue: a TensorBoard writer hands each event to a thread that
+        checksums it in Python, and with the default queue of 10 events the training waits on that thread at
+        every point (measured: 110 µs per point, against 25 µs with a queue that holds an epoch's points).
+        """
         key = (logger_index, member)
         if key not in self._writers:
-            self._writers[key] = SummaryWriter(str(Path(logger.log_dir) / self.names[member]))
+            folder = Path(self.loggers[logger_index].log_dir)
+            if len(self.names) > 1:
+                folder = folder / self.names[member]
+            self._writers[key] = SummaryWriter(str(folder), max_queue=QUEUE_EVENTS, flush_secs=30)
         return self._writers[key]
 
     def scalars(self, tag: str, steps: Sequence[int], values: torch.Tensor) -> None:
