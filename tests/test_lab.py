@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lab2_lightning.lab.report import main as report_main
 from lab2_lightning.train import is_single_experiment, main
@@ -125,3 +126,25 @@ def test_default_whole_lab_reproduces_the_labs_numbers(tmp_path: Path) -> None:
     for split, rows in (("train", 100), ("val", 50)):
         assert sum(results["mlp"]["summary"][split]["class_counts"].values()) == rows
         assert results["mlp"]["summary"][split]["acc"]["mean"] > 0.8
+
+
+def test_report_curves_are_tensorboards_points(lab_run: tuple[Path, dict[str, Any]]) -> None:
+    """One step numbering: TensorBoard, results.json and the report's curves agree point for point, and the last
+    validation point is the final validation loss."""
+    _, results = lab_run
+    lab_dir = Path(results["settings"]["tensorboard"])
+    mlp = results["mlp"]
+    curves = mlp["curves_seed0"]
+    assert curves["train/loss"]["step"] == list(range(1, 6))  # --mlp_epochs 5: every step a point
+    assert curves["val/loss"]["step"][-1] == 5
+    assert curves["val/loss"]["value"][-1] == pytest.approx(mlp["runs"][0]["val"]["loss"], rel=1e-12)
+    for exercise, curve in (
+        ("mlp", curves["train/loss"]),
+        ("factorise", results["factorisation"]["curves_seed0"]["train/loss"]),
+    ):
+        run = EventAccumulator(str(lab_dir / exercise / "seed_0"), size_guidance={"scalars": 0})
+        run.Reload()
+        events = run.Scalars("train/loss")
+        assert [e.step for e in events] == curve["step"]
+        assert [e.value for e in events] == pytest.approx(curve["value"], rel=1e-6)  # TensorBoard keeps float32
+    assert len(results["factorisation"]["curves_seed0"]["train/loss"]["step"]) == 30

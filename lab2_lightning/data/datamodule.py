@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -95,7 +96,8 @@ class IrisDataModule(pl.LightningDataModule):
             permutation, which is what the lab's ``df.sample(frac=1, random_state=0)`` does, so seed 0 gives
             the lab's split. It is separate from ``seed_everything`` so that one split can be kept while the
             model's initialisation varies. Rows keep the file's order when ``val_size`` is 0.
-        steps_per_epoch: full-batch steps per Lightning epoch; validation and per-epoch checkpoints follow it.
+        steps_per_epoch: full-batch steps per Lightning epoch; validation and per-epoch checkpoints follow it. The
+            epochs are shortened to a divisor of ``trainer.max_steps`` when needed, so the last step ends one.
         dtype: dtype the features are kept in. ``float32`` halves a large matrix's memory and spares a
             conversion at every step when the Trainer runs in 32-bit precision.
     """
@@ -180,7 +182,14 @@ class IrisDataModule(pl.LightningDataModule):
         self._on_device.clear()
 
     def train_dataloader(self) -> FullBatch:
-        return self._loader(self.train_x, self.train_y, self.hparams.steps_per_epoch)
+        """``steps_per_epoch`` steps per epoch, or fewer so that the last of ``trainer.max_steps`` ends an epoch:
+        Lightning validates and checkpoints at the end of an epoch, not when it stops in the middle of one, and the
+        final numbers must be those of the final weights (100 steps at 10: epochs of 10; 25 steps: epochs of 5)."""
+        steps = self.hparams.steps_per_epoch
+        max_steps = self.trainer.max_steps if self.trainer is not None else -1
+        if max_steps > 0:
+            steps = math.gcd(steps, max_steps)
+        return self._loader(self.train_x, self.train_y, steps)
 
     def val_dataloader(self) -> list[FullBatch]:
         """Both splits, so every epoch measures the current weights on train and validation alike.

@@ -128,9 +128,9 @@ class LabMLP(FullBatchGD):
                 final["loss"] = final["loss_sum"] / final["rows_per_class"].sum()
             else:
                 final["loss"] = final["loss_sum"]
-            self.final[split] = final
-            if self.trainer.sanity_checking:
+            if self.trainer.sanity_checking:  # the weights before training: not results
                 continue
+            self.final[split] = final
             step = [self.trainer.global_step]
             if split == "val":  # the training split's loss is already a curve: train/loss, at every step
                 self.add_history("val/loss", step, final["loss"][None])
