@@ -1,5 +1,5 @@
-"""``python -m lab2_lightning``: the same as ``python scripts/train.py``."""
+"""``python -m lab2_lightning``: the same as ``lab2`` and ``python scripts/train.py``."""
 
-from lab2_lightning.train import main
+from lab2_lightning.cli import main
 
 main()

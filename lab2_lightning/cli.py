@@ -1,7 +1,12 @@
-"""The command line: a LightningCLI over the shared DataModule and either exercise's LightningModule.
+"""The one command line of Lab 2: ``lab2``, ``python scripts/train.py`` and ``python -m lab2_lightning``.
 
-``python scripts/train.py --config configs/factorise.yaml`` trains one experiment and writes ``results.json``
-into the run's log directory; ``main([...])`` is the same from Python (the tests use it).
+    lab2 fit --config factorise                      one experiment: LightningCLI's fit, validate, test, predict
+    lab2 predict --ckpt_path CKPT --data.path new.csv
+    lab2 lab --seeds 3                               the whole lab and its report (also with no command at all)
+    lab2 report reports/results.json                 the report again, from saved results
+
+The command is the first argument. :func:`run` does the same from Python and returns what the command made (the
+tests use it); :func:`main`, the console script's function, returns nothing, so a good run exits with status 0.
 """
 
 from __future__ import annotations
@@ -15,7 +20,10 @@ import os
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 import json
+import logging
 import math
+import re
+import shlex
 import signal
 import sys
 import warnings
@@ -26,16 +34,18 @@ from typing import Any, Literal
 import lightning.pytorch as pl
 import matplotlib
 import torch
-from jsonargparse import Namespace
+from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from lab2_lightning import configs
+from lab2_lightning.callbacks.prediction_writer import PredictionWriter
 from lab2_lightning.callbacks.progress import StepProgressBar
 from lab2_lightning.callbacks.summary import RunSummary
 from lab2_lightning.data.datamodule import IrisDataModule
-from lab2_lightning.models.checkpoints import check_fits
+from lab2_lightning.models.checkpoints import check_fits, checkpoint_model_name, load_checkpoint
 
 # Imported so that ``--model LowRankFactorisation`` or ``--model LabMLP`` resolves without the module path.
 from lab2_lightning.models.factorisation import LowRankFactorisation  # noqa: F401
@@ -45,6 +55,13 @@ from lab2_lightning.utils.atomic import write_json
 from lab2_lightning.utils.errors import LabError, exit_on_user_error
 
 Accelerator = Literal["cpu", "gpu", "cuda", "mps", "auto"]
+SUBCOMMANDS = tuple(LightningCLI.subcommands())  # fit, validate, test, predict: Lightning's own list
+COMMANDS = (*SUBCOMMANDS, "lab", "report")
+# ckpt_path values that Lightning resolves itself; any other value is a file, checked before Lightning reads it.
+LIGHTNING_CHECKPOINT_NAMES = ("best", "hpc")
+# The data sizes the models take from the data (a model that lacks one of these arguments does not get it).
+DATA_LINKS = ("n_rows", "n_features", "n_classes", "class_names", "feature_names")
+HEADLINE_RUNS = 10
 
 
 def configure_process() -> None:
@@ -58,52 +75,178 @@ def configure_process() -> None:
     warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined.*")
     # The MLP logs torchmetrics results, which torchmetrics has already summed over the ranks.
     warnings.filterwarnings("ignore", message=r".*It is recommended to use `self.log\(.*sync_dist=True\)`.*")
-    # main() always hands LightningCLI its arguments explicitly, also when they came from the command line.
+    # The prediction writer numbers rows by their input lines, not by Lightning's batch indices.
+    warnings.filterwarnings("ignore", message=r".*Couldn't infer the batch indices fetched from your dataloader.*")
+    # run() always hands LightningCLI its arguments explicitly, also when they came from the command line.
     warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
     # Lightning 2.6 on torch >= 2.10 warns about its own use of torch's pytree API; nothing a user can act on.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, NoAdvertising) for f in logger.filters):
+            logger.addFilter(NoAdvertising())
+
+
+class NoAdvertising(logging.Filter):
+    """Drops Lightning's advertising ("💡 Tip: ... try installing litlogger / litmodels"). Lightning logs it at INFO
+    level through the same logger as its useful lines, with no switch of its own; its emoji marks it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡")
+
+
+def program() -> str:
+    """The name the user typed to run us, for usage lines and the commands our messages suggest."""
+    name = Path(sys.argv[0]).name
+    return "python -m lab2_lightning" if name == "__main__.py" else name or "lab2"
+
+
+# ------------------------------------------------------------------------------------------ one experiment
+
+CONFIG_NAME = re.compile(r"[\w-]+(\.yaml)?")
+
+
+def resolve_config(value: str) -> str:
+    """``--config``'s value: a file that exists, else a packaged config of that name (``factorise``,
+    ``mlp.yaml``); a path with directories, or inline YAML, is left to jsonargparse."""
+    if Path(value).exists() or not CONFIG_NAME.fullmatch(value):
+        return value
+    return str(configs.path(value))
+
+
+class ConfigFile(ActionConfigFile):
+    """``--config`` as jsonargparse reads it, with the packaged configs addressable by name."""
+
+    def __call__(self, parser: ArgumentParser, cfg: Namespace, values: Any, option_string: str | None = None) -> None:
+        self.apply_config(parser, cfg, self.dest, resolve_config(values) if isinstance(values, str) else values)
+
+
+class LabArgumentParser(LightningArgumentParser):
+    """LightningCLI's parser, told which command it parses for (``None``: the main parser), with no abbreviated
+    options: ``--seed 3`` must not quietly mean ``--seed_everything 3`` (nor ``--seeds 3`` in the whole lab)."""
+
+    def __init__(self, *args: Any, command: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        self.command = command
 
 
 class LabCLI(LightningCLI):
-    """LightningCLI with the data's sizes linked into the model and a top-level ``--accelerator``."""
+    """LightningCLI with the data's sizes linked into the model, a top-level ``--accelerator``, the step progress
+    bar, checkpoints every few epochs, packaged configs by name, and prediction to a CSV.
+
+    After ``fit``, ``results`` holds what :func:`write_results` wrote to ``results.json``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.results: dict[str, Any] | None = None
+        self.parsers: dict[str | None, LightningArgumentParser] = {}  # by command; None: no subcommands
+        super().__init__(*args, **kwargs)
+
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        """As LightningCLI's, with a ``--config`` that also takes the name of a packaged config."""
+        kwargs.setdefault("dump_header", [f"lightning.pytorch=={pl.__version__}"])
+        parser = self.parser_class(**kwargs)
+        parser.add_argument(
+            "-c",
+            "--config",
+            action=ConfigFile,
+            help=f"A config file (YAML or JSON), or the name of a packaged config: {', '.join(configs.names())}.",
+        )
+        return parser
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        command = getattr(parser, "command", None)
+        self.parsers[command] = parser
         parser.add_argument(
             "--accelerator",
             type=Accelerator | None,
             default=None,
             help="Shorthand for --trainer.accelerator (cpu, gpu, auto, ...); wins over it when both are given.",
         )
-        parser.add_argument(
-            "--ckpt_path",
-            type=str | None,
-            default=None,
-            help="Resume training from this checkpoint. 'last': the newest last.ckpt under "
-            "<trainer.default_root_dir>/lightning_logs, continuing in that run's directory.",
-        )
         parser.add_lightning_class_args(StepProgressBar, "progress_bar")
+        # Every command takes the same configs, and they set the checkpoints, so every command has the options.
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.every_n_epochs": 1})
+        if command == "predict":
+            # The model, its sizes, class names and feature names come from its checkpoint (LightningCLI reads them
+            # from --ckpt_path), not from the file to classify, which has no labels, hence no classes: no links
+            # (they would win over the checkpoint's values), and no --model or --config needed.
+            parser.add_lightning_class_args(PredictionWriter, "prediction")
+            parser.set_defaults({"model": {"class_path": "lab2_lightning.LabMLP"}})
+            return
         # A link whose target the chosen model does not take is skipped, so both models share these.
-        for name in ("n_rows", "n_features", "n_classes", "class_names", "feature_names"):
+        for name in DATA_LINKS:
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        """Parse, then turn ``fit --ckpt_path last`` into a file and check any checkpoint file, before LightningCLI
+        reads the model's settings from it."""
+        try:
+            super().parse_arguments(parser, args)
+        except ArgumentError:
+            explain_unknown_option(args, self.parsers)
+            raise
+        command = self.config.get("subcommand")
+        if command is None:
+            return
+        config = self.config[command]
+        if command == "fit" and config.ckpt_path == "last":
+            resume_last(config)
+        if config.ckpt_path is not None and config.ckpt_path not in LIGHTNING_CHECKPOINT_NAMES:
+            check_checkpoint(str(config.ckpt_path), command, config.model)
+
     def before_instantiate_classes(self) -> None:
-        config = self.config
+        config = self.config[self.subcommand] if self.subcommand else self.config
         if config.accelerator is not None:
             config.trainer.accelerator = config.accelerator
         check_accelerator(config.trainer.accelerator)
-        check_length(config.trainer.max_steps, config.trainer.max_epochs)
-        if config.ckpt_path == "last":
-            resume_last(config)
+        if config.trainer.enable_progress_bar is False:
+            raise LabError(
+                "--trainer.enable_progress_bar false clashes with this program's own progress bar (Lightning "
+                "refuses a bar callback without a bar); turn it off with --progress_bar.enabled false"
+            )
+        if self.subcommand in (None, "fit"):
+            check_length(config.trainer.max_steps, config.trainer.max_epochs)
+            check_logging(config.trainer.log_every_n_steps)
+        if self.subcommand is not None and config.weights_only is None:
+            config.weights_only = True  # checkpoints hold tensors and plain data only: nothing else is unpickled
+        drop_saved_links(config.model)
+        if self.subcommand == "predict":
+            prepare_prediction(config)
 
-    def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
-        """As LightningCLI's, but ``--trainer.enable_progress_bar false`` also drops the step progress bar."""
-        trainer_config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
-        callbacks = [self._get(self.config_init, key) for key in self._parser(self.subcommand).callback_keys]
-        if trainer_config.get("enable_progress_bar") is False:
-            callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
-        return self._instantiate_trainer(trainer_config, callbacks)
+    def after_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        drop_skipped_links(self.model, config.model)
+
+    def before_fit(self) -> None:
+        ckpt_path = self.config.fit.ckpt_path
+        if ckpt_path is not None and Path(ckpt_path).is_file():
+            check_fits(ckpt_path, self.model)
+
+    def after_fit(self) -> None:
+        self.results = write_results(self)
+
+    def before_predict(self) -> None:
+        if type(self.model).predict_step is pl.LightningModule.predict_step:
+            raise LabError(
+                f"{self.config.predict.ckpt_path}: a {type(self.model).__name__} does not classify; "
+                "predict needs the checkpoint of an MLP (LabMLP)"
+            )
+
+
+def explain_unknown_option(args: ArgsType, parsers: dict[str | None, LightningArgumentParser]) -> None:
+    """Raise a ``LabError`` naming the options that an unknown one abbreviates, if any."""
+    if not isinstance(args, list):
+        return
+    command, rest = (args[0], args[1:]) if args and args[0] in parsers else (None, args)
+    if command not in parsers:
+        return
+    known = option_names(parsers[command])
+    for name in unknown_options(rest, known):
+        message = not_abbreviated(name, known, command or "this command")
+        if message:
+            raise LabError(message)
 
 
 def check_accelerator(accelerator: Any) -> None:
@@ -123,9 +266,15 @@ def check_length(max_steps: int, max_epochs: int | None) -> None:
         raise LabError(f"trainer.max_epochs must be at least 1 (or -1 for no limit), got {max_epochs}")
 
 
-def resume_last(config: Any) -> None:
-    """Turn ``--ckpt_path last`` into the newest ``last.ckpt`` of the default log directory, and log the resumed
-    run into that same run directory (Lightning's own ``last`` looks only in the new run's directory)."""
+def check_logging(log_every_n_steps: int | None) -> None:
+    """Refuse a logging interval below 1 in one line: the models and the loss-curve callback divide by it."""
+    if log_every_n_steps is not None and log_every_n_steps < 1:
+        raise LabError(f"trainer.log_every_n_steps must be at least 1, got {log_every_n_steps}")
+
+
+def resume_last(config: Namespace) -> None:
+    """Turn ``fit --ckpt_path last`` into the newest ``last.ckpt`` under ``<default_root_dir>/lightning_logs``, and
+    log the resumed run into that same run directory (Lightning's own ``last`` looks only in the new run's one)."""
     root = Path(config.trainer.default_root_dir or ".")
     candidates = sorted(root.glob("lightning_logs/*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
     if not candidates:
@@ -138,40 +287,153 @@ def resume_last(config: Any) -> None:
         )
 
 
-def build_cli(args: list[str] | None) -> LabCLI:
-    """Parse ``args`` (``None``: the command line); build the DataModule, the model and the Trainer (no training)."""
-    return LabCLI(
-        model_class=pl.LightningModule,
-        subclass_mode_model=True,
-        datamodule_class=IrisDataModule,
-        seed_everything_default=0,
-        # Every run gathers its members' results and HParams rows; not an option, since results.json needs it.
-        trainer_defaults={"callbacks": [RunSummary()]},
-        save_config_kwargs={"overwrite": True},
-        # Parse errors are raised, not printed with the whole usage text: main() prints them in one line.
-        parser_kwargs={"description": "Train one experiment of Lab 2 (see configs/).", "exit_on_error": False},
-        args=args,
-        run=False,
-    )
+def check_checkpoint(path: str, command: str, model: Namespace | None) -> None:
+    """Refuse, in one line, a checkpoint that is missing, unreadable or not this project's, and for ``fit`` one of
+    another model or other settings: LightningCLI would quietly train the checkpoint's model with its settings."""
+    checkpoint = load_checkpoint(path)
+    if command != "fit" or model is None:
+        return  # validate, test and predict take the checkpoint's model and settings: that is their point
+    saved = checkpoint_model_name(checkpoint)
+    wanted = str(model.class_path).rsplit(".", 1)[-1]
+    if saved != wanted:
+        raise LabError(f"{path}: this is a {saved} checkpoint; it cannot resume a {wanted}")
+    hparams = checkpoint["hyper_parameters"]
+    given = model.init_args.as_dict() if isinstance(model.get("init_args"), Namespace) else {}
+    for key, value in given.items():
+        if key in hparams and key not in DATA_LINKS and hparams[key] != value:
+            raise LabError(
+                f"{path}: model.{key} is {hparams[key]!r} in the checkpoint but {value!r} here; resume with the "
+                "options of the run that wrote it"
+            )
 
 
-def train(cli: LabCLI) -> dict[str, Any]:
-    """Fit the model (resuming from ``--ckpt_path``), then write ``results.json`` into the run's log directory
-    (rank 0, atomically). A run that fails or diverges raises before anything is written."""
-    ckpt_path = cli.config.ckpt_path
-    if ckpt_path is not None:
-        check_fits(ckpt_path, cli.model)
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path, weights_only=True)
+def drop_skipped_links(model: pl.LightningModule, model_config: Namespace) -> None:
+    """Remove from the model's hyperparameters the linked data sizes that its class does not take.
+
+    LightningCLI records every link's value in the hyperparameters, also when jsonargparse skipped the link because
+    the chosen model has no such argument (``n_rows`` for the MLP): the checkpoint would keep them, and building the
+    model of a ``--ckpt_path`` from them would pass arguments the class refuses. The model's ``init_args`` are the
+    arguments jsonargparse found the class to take.
+    """
+    init_args = model_config.get("init_args")
+    for key in DATA_LINKS:
+        if key in model.hparams and (init_args is None or key not in init_args):
+            del model.hparams[key]
+
+
+def drop_saved_links(model_config: Namespace | None) -> None:
+    """Forget the linked data sizes that a checkpoint's hyperparameters hold although its model does not take them
+    (see :func:`drop_skipped_links`; checkpoints written before it have them): LightningCLI keeps those as
+    ``dict_kwargs``, which would be passed to the class as they are."""
+    extra = model_config.get("dict_kwargs") if model_config is not None else None
+    if extra:
+        model_config.dict_kwargs = {key: value for key, value in extra.items() if key not in DATA_LINKS}
+
+
+def prepare_prediction(config: Namespace) -> None:
+    """Checks and settings of ``predict``: a checkpoint is needed, and the data's training settings do not apply
+    (the batch is the file's raw features; the model applies its training statistics), so that they cannot refuse a
+    file of one row."""
+    if config.ckpt_path is None:
+        raise LabError("predict needs a trained MLP: --ckpt_path lightning_logs/version_N/checkpoints/last.ckpt")
+    config.data.val_size = 0
+    config.data.preprocessing = "none"
+
+
+def build_cli(args: list[str], run: bool = True) -> LabCLI:
+    """Parse ``args`` and build the DataModule, the model and the Trainer; with ``run``, ``args`` start with a
+    subcommand (``fit``, ...) and it runs (after ``fit``, ``cli.results`` holds the results). ``run=False`` only
+    builds, from options without a subcommand, as LightningCLI does."""
+    return LabCLI(**cli_settings(), args=args, run=run)
+
+
+def cli_settings() -> dict[str, Any]:
+    return {
+        "model_class": pl.LightningModule,
+        "subclass_mode_model": True,
+        "datamodule_class": IrisDataModule,
+        "seed_everything_default": 0,
+        "save_config_kwargs": {"overwrite": True},
+        # The parameter table says nothing on models this small. Every run gathers its members' results and HParams
+        # rows (RunSummary): not an option, since results.json is written from it.
+        "trainer_defaults": {"enable_model_summary": False, "callbacks": [RunSummary()]},
+        "parser_class": LabArgumentParser,
+        # Parse errors are raised, not printed with the whole usage text: run() prints them in one line.
+        "parser_kwargs": {
+            "prog": program(),
+            "description": "One experiment of Lab 2 (see configs/).",
+            "exit_on_error": False,
+            **{command: {"command": command} for command in SUBCOMMANDS},
+        },
+    }
+
+
+class ParsersBuilt(Exception):
+    """Not an error: how :class:`ParsersOnly` stops, with the parsers."""
+
+    def __init__(self, parsers: dict[str | None, LightningArgumentParser]) -> None:
+        super().__init__()
+        self.parsers = parsers
+
+
+class ParsersOnly(LabCLI):
+    """Builds LabCLI's parsers and stops before parsing (for messages about the options of a command)."""
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        raise ParsersBuilt(self.parsers)
+
+
+def experiment_parsers() -> dict[str | None, LightningArgumentParser]:
+    """The parser of each LightningCLI subcommand, built without parsing anything."""
+    try:
+        ParsersOnly(**cli_settings(), args=[], run=True)
+    except ParsersBuilt as built:
+        return built.parsers
+    raise AssertionError("ParsersOnly always stops")
+
+
+def option_names(parser: ArgumentParser) -> set[str]:
+    """A parser's long options (``--trainer.max_steps``, ``--model``), from its defaults."""
+    return {f"--{key}" for key in parser.get_defaults().keys()} | {"--help", "--print_config"}  # noqa: SIM118
+
+
+def unknown_options(args: list[str], known: set[str]) -> list[str]:
+    """The options in ``args`` (``--name`` or ``--name=value``) that are not in ``known``, nor below one that is
+    (``--model.rank`` is below ``--model``, a class whose own options jsonargparse checks)."""
+    unknown = []
+    for arg in args:
+        if not arg.startswith("--"):
+            continue
+        name = arg.split("=", 1)[0].removesuffix("+")  # --trainer.callbacks+=... appends
+        parts = name.split(".")
+        if not any(".".join(parts[:n]) in known for n in range(1, len(parts) + 1)):
+            unknown.append(name)
+    return unknown
+
+
+def not_abbreviated(name: str, known: set[str], what: str) -> str | None:
+    """The message for ``name`` when it abbreviates options in ``known``, which are never abbreviated."""
+    near = sorted(option for option in known if option.startswith(name))
+    if not near:
+        return None
+    return f"{name} is not an option of {what} (none is abbreviated); did you mean {' or '.join(near)}?"
+
+
+def write_results(cli: LabCLI) -> dict[str, Any]:
+    """The results of a finished fit, written to ``results.json`` in the run's log directory (rank 0, atomically)
+    and returned. Final numbers that are not finite raise before anything is written."""
     runs = next(c for c in cli.trainer.callbacks if isinstance(c, RunSummary)).runs
     bad = non_finite(runs)
     if bad:  # the last step itself can break the weights, after the last check of a loss
         raise DivergenceError(f"training diverged: {', '.join(bad[:3])} not finite after the last step; lower model.lr")
+    settings = json.loads(cli.parser.dump(cli.config, format="json"))
+    config = cli.config[cli.subcommand] if cli.subcommand else cli.config
     results = {
         "model": type(cli.model).__name__,
         "runs": runs,
-        "seed": cli.config.seed_everything,
+        "seed": config.seed_everything,
         "data": str(cli.datamodule.source),
-        "settings": json.loads(cli.parser.dump(cli.config, format="json")),
+        "settings": settings[cli.subcommand] if cli.subcommand else settings,
     }
     path = results_path(cli.trainer)  # on every rank: under DDP, finding the log directory is a collective call
     if cli.trainer.is_global_zero:
@@ -193,13 +455,154 @@ def results_path(trainer: pl.Trainer) -> Path:
     return Path(trainer.log_dir or trainer.default_root_dir) / "results.json"
 
 
-_NOISE = ("Does not validate against", "Subtypes:", "Errors:", "Expected a <class 'NoneType'>", "Given value")
+def headline(results: dict[str, Any]) -> list[str]:
+    """A fit's headline numbers, a line per run (seed), at most ``HEADLINE_RUNS`` lines."""
+    runs = results.get("runs") or [results]  # a flat result is one run
+    model = results.get("model")
+    seed = results.get("seed")
+    lines = [run_headline(model, {"seed": seed, **run}) for run in runs]
+    if len(lines) <= HEADLINE_RUNS:
+        return lines
+    rest = runs[HEADLINE_RUNS - 1 :]
+    return [*lines[: HEADLINE_RUNS - 1], spread_headline(model, rest)]
 
 
-def one_line(message: str) -> str:
-    """jsonargparse's multi-line account of a bad option, as one line: the path to the problem and the problem."""
-    parts = [line.strip().removeprefix("- ") for line in message.splitlines()]
-    return " ".join(part for part in parts if part and not part.startswith(_NOISE))
+def run_headline(model: str | None, run: dict[str, Any]) -> str:
+    if model == "LowRankFactorisation":
+        return (
+            f"seed {run['seed']}, rank {run['rank']}: GD loss {run['gd_loss']:.4f}, SVD optimum {run['svd_loss']:.4f} "
+            f"(gap {100 * run['relative_gap']:+.4f}%)"
+        )
+    split, name = ("val", "validation") if "val" in run else ("train", "training")
+    per_class = ", ".join(
+        f"{label} {'n/a' if acc is None else f'{acc:.3f}'}" for label, acc in run[split]["acc_per_class"].items()
+    )
+    train = f"training accuracy {run['train']['acc']:.3f}, " if split == "val" and "train" in run else ""
+    return f"seed {run['seed']}: {train}{name} accuracy {run[split]['acc']:.3f} ({per_class})"
+
+
+def spread_headline(model: str | None, runs: list[dict[str, Any]]) -> str:
+    seeds = f"{len(runs)} more runs (seeds {runs[0]['seed']}-{runs[-1]['seed']})"
+    if model == "LowRankFactorisation":
+        losses = [run["gd_loss"] for run in runs]
+        return f"{seeds}: GD loss {min(losses):.4f} to {max(losses):.4f}"
+    split = "val" if "val" in runs[0] else "train"
+    accs = [run[split]["acc"] for run in runs]
+    return f"{seeds}: {'validation' if split == 'val' else 'training'} accuracy {min(accs):.3f} to {max(accs):.3f}"
+
+
+def run_experiment(command: str, args: list[str]) -> Any:
+    """One of LightningCLI's subcommands; returns the results of ``fit``, the CSV that ``predict`` wrote, or the
+    metrics of ``validate`` and ``test``."""
+    with warnings.catch_warnings():
+        if command != "fit":
+            # The checkpoint's callback states matter to resume training only; these commands restore the weights.
+            warnings.filterwarnings("ignore", message=r".*callbacks used to create the checkpoint need to be provided")
+            warnings.filterwarnings("ignore", message=r"The dirpath has changed from")
+        cli = build_cli([command, *args])
+    if command == "fit":
+        path = results_path(cli.trainer)  # every rank takes part in finding it
+        if cli.trainer.is_global_zero:
+            print("\n".join([*headline(cli.results or {}), f"results: {path}"]))
+        return cli.results
+    if command == "predict":
+        writer = cli.config_init.predict.prediction
+        if cli.trainer.is_global_zero:
+            print(f"{writer.rows} predictions: {writer.output}")
+        return writer.output
+    return {key: float(value) for key, value in cli.trainer.callback_metrics.items()}
+
+
+# ---------------------------------------------------------------------------------------- the whole lab
+
+LAB_DESCRIPTION = (
+    "Run the whole of Lab 2 (both exercises over several seeds, a rank sweep) and write the report; this is the "
+    "command when none is given. The other commands: fit, validate, test, predict (one experiment, e.g. "
+    "'{prog} fit --config factorise'; '{prog} fit --help' lists every option) and report (the report again from "
+    "a results.json)."
+)
+
+
+def lab_parser() -> ArgumentParser:
+    """The options of the whole lab: the arguments of :func:`lab2_lightning.lab.sweep.run_lab`."""
+    from lab2_lightning.lab import sweep  # here, not at the top: the sweep builds its runs with this module
+
+    parser = ArgumentParser(
+        prog=f"{program()} lab",
+        exit_on_error=False,
+        allow_abbrev=False,
+        description=LAB_DESCRIPTION.format(prog=program()),
+    )
+    parser.add_function_arguments(sweep.run_lab, as_group=False)
+    return parser
+
+
+def check_lab_options(args: list[str], parser: ArgumentParser) -> None:
+    """Refuse, in one line, an option the whole lab does not have: one of ``fit``'s is named with the command that
+    takes it, an abbreviation with the options it abbreviates."""
+    known = option_names(parser)
+    for name in unknown_options(args, known):
+        if not unknown_options([name], option_names(experiment_parsers()["fit"])):
+            raise LabError(
+                f"{name} is not an option of the whole lab; for one experiment run: {program()} fit {shlex.join(args)}"
+            )
+        raise LabError(not_abbreviated(name, known, "the whole lab") or f"{name} is not an option (see --help)")
+
+
+def run_lab(args: list[str]) -> dict[str, Any]:
+    """The whole lab: both exercises over several seeds and a rank sweep, then the report."""
+    from lab2_lightning.lab import sweep
+
+    parser = lab_parser()
+    check_lab_options(args, parser)
+    options = parser.parse_args(args)
+    results = sweep.run_lab(**options.as_dict())
+    print(f"report: {Path(options.out) / 'lab2.md'} ({results['wall_time_s']:.1f} s)")
+    return results
+
+
+def report_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog=f"{program()} report",
+        exit_on_error=False,
+        allow_abbrev=False,
+        description="Rebuild the lab report from a saved results.json (no training).",
+    )
+    parser.add_argument("results", type=str, help="results.json written by the whole lab")
+    parser.add_argument("--out", type=str | None, default=None, help="output directory (default: beside results.json)")
+    return parser
+
+
+def run_report(args: list[str]) -> Path:
+    from lab2_lightning.lab import report
+
+    parser = report_parser()
+    known = option_names(parser)
+    unknown = unknown_options(args, known)
+    if unknown:
+        raise LabError(not_abbreviated(unknown[0], known, "report") or f"{unknown[0]} is not an option (see --help)")
+    options = parser.parse_args(args)
+    return report.main([options.results, *(["--out", options.out] if options.out else [])])
+
+
+# --------------------------------------------------------------------------------------------- errors, entry
+
+
+def parse_error(error: ArgumentError) -> str:
+    """jsonargparse's account of a bad option, in one line: its first line and the innermost cause.
+
+    jsonargparse chains the exceptions it went through, the innermost one being the problem itself ("Expected a
+    <class 'int'>. Got value: two"), and puts each level's message, nested, into the outer ones: the first line of
+    the outermost names the option (``Parser key "trainer.max_steps":``), the lines between restate the type hints
+    it tried. The option's name exists only in that first line (``ArgumentError.argument_name`` is None), so the
+    first line is the one piece of its text taken apart.
+    """
+    innermost: BaseException = error
+    while (innermost.__cause__ or innermost.__context__) is not None:
+        innermost = innermost.__cause__ or innermost.__context__  # type: ignore[assignment]
+    head = str(error).strip().splitlines()[0].strip()
+    detail = " ".join(str(innermost).split())
+    return head if detail in head else f"{head} {detail}"
 
 
 def user_error(error: BaseException) -> str | None:
@@ -208,33 +611,45 @@ def user_error(error: BaseException) -> str | None:
     cause: BaseException | None = error
     while cause is not None:
         if isinstance(cause, (LabError, MisconfigurationException)):
-            return one_line(str(cause))
+            return " ".join(str(cause).split())  # Lightning's messages may span lines
         if isinstance(cause, ArgumentError):
-            return f"{one_line(str(cause))} (see --help)"
+            return f"{parse_error(cause)} (see --help)"
         cause = cause.__cause__ or cause.__context__
     return None
 
 
-def main(args: list[str] | None = None) -> dict[str, Any]:
-    """Entry point of ``scripts/train.py``; returns the results. Bad input exits with status 2 and one line."""
+def split_command(args: list[str]) -> tuple[str, list[str]]:
+    """The command (the first argument; ``lab`` when the first argument is an option or there is none)."""
+    if args and args[0] in COMMANDS:
+        return args[0], args[1:]
+    if args and not args[0].startswith("-"):
+        raise LabError(f"{args[0]!r} is not a command: use one of {', '.join(COMMANDS)} (none: lab)")
+    return "lab", args
+
+
+def run(args: list[str] | None = None) -> Any:
+    """Run a command (``None``: the command line) and return what it made: the results of ``fit`` or ``lab``, the
+    CSV of ``predict``, the report of ``report``. Bad input exits with status 2 and one ``error:`` line."""
+    args = sys.argv[1:] if args is None else list(args)
+    configure_process()
     try:
-        return _main(args)
+        with exit_on_user_error(user_error):
+            command, rest = split_command(args)
+            if command in SUBCOMMANDS:
+                return run_experiment(command, rest)
+            if command == "report":
+                return run_report(rest)
+            return run_lab(rest)
+    except SIGTERMException:
+        print("error: stopped by SIGTERM; resume with --ckpt_path last (same options)", file=sys.stderr)
+        raise SystemExit(128 + signal.SIGTERM) from None
     finally:
         # Lightning leaves a DDP process group up; gloo's threads then abort the interpreter's exit.
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
 
 
-def _main(args: list[str] | None) -> dict[str, Any]:
-    configure_process()
-    try:
-        with exit_on_user_error(user_error):
-            cli = build_cli(args)
-            results = train(cli)
-            path = results_path(cli.trainer)  # every rank takes part in finding it
-    except SIGTERMException:
-        print("error: stopped by SIGTERM; resume with --ckpt_path last (same options)", file=sys.stderr)
-        raise SystemExit(128 + signal.SIGTERM) from None
-    if cli.trainer.is_global_zero:
-        print(f"results: {path}")
-    return results
+def main(args: list[str] | None = None) -> None:
+    """The console script ``lab2``, ``scripts/train.py`` and ``python -m lab2_lightning``: :func:`run`, returning
+    nothing, since a console script passes what its function returns to ``sys.exit`` (a dict would exit 1)."""
+    run(args)

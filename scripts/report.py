@@ -1,6 +1,9 @@
-"""Rebuild the lab report from saved results, without training: ``python scripts/report.py reports/results.json``."""
+"""Rebuild the lab report from saved results, without training: ``python scripts/report.py reports/results.json``
+(the same as ``lab2 report reports/results.json``)."""
 
-from lab2_lightning.lab.report import main
+import sys
+
+from lab2_lightning.cli import main
 
 if __name__ == "__main__":
-    main()
+    main(["report", *sys.argv[1:]])

@@ -1,4 +1,4 @@
-"""Shared fixtures: the repository's configs, and a helper that runs the CLI into a temporary directory."""
+"""Shared fixtures: the repository's configs, and helpers that run the command line into a temporary directory."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import torch
 
-from lab2_lightning.cli import main
+from lab2_lightning.cli import SUBCOMMANDS, run
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -36,29 +36,31 @@ def configs() -> Path:
 
 @pytest.fixture
 def run_cli(tmp_path: Path) -> Callable[..., dict[str, Any]]:
-    """Run ``main([...])`` with logs under ``tmp_path`` and no progress bar; returns the results."""
+    """Run ``fit`` with the given options (``run(["fit", ...])``), logs under ``tmp_path`` and no progress bar;
+    returns the results."""
 
-    def run(*args: str) -> dict[str, Any]:
-        return main([*args, "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false"])
+    def fit(*args: str) -> dict[str, Any]:
+        return run(["fit", *args, "--trainer.default_root_dir", str(tmp_path), "--progress_bar.enabled", "false"])
 
-    return run
+    return fit
 
 
 @pytest.fixture
 def cli_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Callable[..., str]:
-    """Run the CLI expecting a user error: asserts exit status 2 and one ``error:`` line, the last on stderr (a
-    progress bar may come before it), and returns that line."""
+    """Run a LightningCLI command (``fit`` unless the first argument names another) expecting a user error: asserts
+    exit status 2 and one ``error:`` line, the last on stderr (a progress bar may come before it), and returns it."""
 
-    def run(*args: str) -> str:
+    def error(*args: str) -> str:
+        command, rest = (args[0], list(args[1:])) if args and args[0] in SUBCOMMANDS else ("fit", list(args))
         with pytest.raises(SystemExit) as exit_info:
-            main([*args, "--trainer.default_root_dir", str(tmp_path)])
+            run([command, *rest, "--trainer.default_root_dir", str(tmp_path)])
         assert exit_info.value.code == 2
         lines = capsys.readouterr().err.strip().splitlines()
         assert not any("Traceback" in line for line in lines)
         assert [line for line in lines if line.startswith("error:")] == lines[-1:], lines  # one error line, last
         return lines[-1]
 
-    return run
+    return error
 
 
 def read_results(tmp_path: Path, version: int = 0) -> dict[str, Any]:

@@ -1,7 +1,13 @@
-"""The command line: runs into a directory, config round trip, the accelerator shorthand, TensorBoard output."""
+"""The command line: LightningCLI's subcommands beside ``lab`` and ``report``, dispatch on the first argument, no
+abbreviated options, one-line errors, packaged configs by name, the console script's exit status, ``fit --ckpt_path
+last``, what a single run prints, and its TensorBoard output."""
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,14 +16,34 @@ import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lab2_lightning.cli import build_cli, main
+from lab2_lightning.cli import COMMANDS, lab_parser, run, split_command
 from tests.conftest import read_results
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = str(ROOT / "scripts" / "train.py")
 
 
 def event_tags(run_dir: Path) -> dict[str, list[str]]:
     accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0})
     accumulator.Reload()
     return accumulator.Tags()
+
+
+def run_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    """Run ``args`` expecting a user error: exit status 2, one line on stderr, no traceback; returns the line."""
+    with pytest.raises(SystemExit) as exit_info:
+        run(list(args))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    return err
+
+
+def run_script(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, TRAIN, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+# ----------------------------------------------------------------------------------------------- one run
 
 
 def test_factorise_run_writes_results_and_tensorboard(
@@ -54,34 +80,88 @@ def test_repeated_runs_get_new_versions(tmp_path: Path, configs: Path, run_cli: 
     assert (tmp_path / "lightning_logs" / "fixed" / "config.yaml").exists()
 
 
+def test_a_single_run_prints_its_headline_and_no_banners(tmp_path: Path, configs: Path) -> None:
+    """As a user sees it, in a process of its own: the headline numbers and the results' path on stdout; no
+    parameter table, no advertising, no progress bar when it is turned off."""
+    done = run_script(
+        "fit", "--config", str(configs / "factorise.yaml"), "--trainer.max_steps", "300",
+        "--progress_bar.enabled", "false", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    results = read_results(tmp_path)
+    gap = 100 * results["relative_gap"]
+    assert done.stdout.splitlines() == [
+        f"seed 0, rank 2: GD loss {results['gd_loss']:.4f}, SVD optimum 15.2288 (gap {gap:+.4f}%)",
+        f"results: {tmp_path / 'lightning_logs' / 'version_0' / 'results.json'}",
+    ]
+    printed = done.stdout + done.stderr
+    assert "Trainable params" not in printed and "💡" not in printed and "Tip:" not in printed
+    assert "step/s" not in printed and "LowRankFactorisation:" not in printed  # no bar
+
+
+def test_mlp_headline_per_class(tmp_path: Path, configs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    results = run(["fit", "--config", "mlp", "--trainer.max_steps", "10", "--trainer.default_root_dir", str(tmp_path)])
+    out = capsys.readouterr().out.splitlines()
+    val = results["val"]
+    per_class = ", ".join(f"{name} {acc:.3f}" for name, acc in val["acc_per_class"].items())
+    assert out[0] == (
+        f"seed 0: training accuracy {results['train']['acc']:.3f}, validation accuracy {val['acc']:.3f} ({per_class})"
+    )
+    assert per_class.startswith("Iris-setosa ") and out[1].startswith("results: ")
+
+
 def test_print_config_round_trip(
     tmp_path: Path, configs: Path, capsys: pytest.CaptureFixture[str], run_cli: Callable[..., Any]
 ) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["--config", str(configs / "factorise.yaml"), "--model.rank", "3", "--print_config"])
+        run(["fit", "--config", str(configs / "factorise.yaml"), "--model.rank", "3", "--print_config"])
     assert exit_info.value.code == 0
     printed = capsys.readouterr().out
     config = yaml.safe_load(printed)
     assert config["model"]["init_args"]["rank"] == 3 and config["trainer"]["precision"] == "64-true"
+    assert "subcommand" not in config and config["progress_bar"]["enabled"] is True
     saved = tmp_path / "printed.yaml"
     saved.write_text(printed)
     results = run_cli("--config", str(saved), "--trainer.max_steps", "5")
     assert results["rank"] == 3 and results["epochs"] == 5
 
 
-def test_help_shows_docstrings(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
-        main(["--help"])
-    text = capsys.readouterr().out
-    assert "--accelerator" in text and "Shorthand for --trainer.accelerator" in text
-    assert "--data.preprocessing" in text and "variance, not standard deviation" in text
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--help"], ["--seeds", "how many seeds", "fit --config factorise", "report"]),
+        (["lab", "--help"], ["--seeds", "--accelerator", "--factorise_epochs"]),
+        (["report", "--help"], ["results.json", "--out"]),
+        (
+            ["fit", "--help"],
+            ["--accelerator", "Shorthand for --trainer.accelerator", "--ckpt_path", "--progress_bar.enabled",
+             "--data.preprocessing", "variance, not standard deviation", "packaged config: factorise, large, mlp"],
+        ),
+        (["validate", "--help"], ["--ckpt_path", "--accelerator"]),
+        (["test", "--help"], ["--ckpt_path", "--accelerator"]),
+        (["predict", "--help"], ["--ckpt_path", "--prediction.output", "--accelerator"]),
+    ],
+)  # fmt: skip
+def test_help_of_each_command(capsys: pytest.CaptureFixture[str], args: list[str], expected: list[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run(args)
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for phrase in expected:
+        assert phrase in text, phrase
+    if args[0] != "predict":
+        assert "--prediction.output" not in text
 
 
 @pytest.mark.parametrize("flags", [["--accelerator", "cpu"], ["--trainer.accelerator", "cpu"]])
-def test_accelerator_shorthand(tmp_path: Path, configs: Path, flags: list[str]) -> None:
-    cli = build_cli(["--config", str(configs / "factorise.yaml"), *flags, "--trainer.default_root_dir", str(tmp_path)])
-    assert cli.trainer.accelerator.__class__.__name__ == "CPUAccelerator"
-    assert cli.config.trainer.accelerator == "cpu"
+def test_accelerator_shorthand_in_fit(configs: Path, run_cli: Callable[..., Any], flags: list[str]) -> None:
+    results = run_cli("--config", str(configs / "factorise.yaml"), "--trainer.max_steps", "1", *flags)
+    assert results["settings"]["trainer"]["accelerator"] == "cpu"
+
+
+def test_accelerator_shorthand_in_lab() -> None:
+    assert lab_parser().parse_args(["--accelerator", "cpu"]).accelerator == "cpu"
+    assert lab_parser().parse_args([]).accelerator == "auto"
 
 
 def test_model_chosen_by_short_name(tmp_path: Path, run_cli: Callable[..., Any]) -> None:
@@ -90,3 +170,150 @@ def test_model_chosen_by_short_name(tmp_path: Path, run_cli: Callable[..., Any])
         "--trainer.precision", "64-true",
     )  # fmt: skip
     assert results["model"] == "LowRankFactorisation" and results["rank"] == 1
+
+
+def test_validate_a_checkpoint(tmp_path: Path, configs: Path, run_cli: Callable[..., Any]) -> None:
+    results = run_cli("--config", str(configs / "mlp.yaml"), "--trainer.max_steps", "20")
+    checkpoint = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    metrics = run(
+        ["validate", "--config", "mlp", "--ckpt_path", str(checkpoint), "--trainer.default_root_dir", str(tmp_path),
+         "--trainer.logger", "false"]
+    )  # fmt: skip
+    assert metrics["val/acc"] == pytest.approx(results["val"]["acc"])
+
+
+# ------------------------------------------------------------------------------------ configs by name
+
+
+def test_packaged_config_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: Callable[..., Any]) -> None:
+    monkeypatch.chdir(tmp_path)  # no configs/ here
+    assert run_cli("--config", "factorise", "--trainer.max_steps", "2")["rank"] == 2
+    assert run_cli("--config", "factorise.yaml", "--trainer.max_steps", "2")["rank"] == 2
+    # A file of that name in the working directory is a path, and wins.
+    (tmp_path / "factorise.yaml").write_text(
+        "model:\n  class_path: lab2_lightning.LowRankFactorisation\n  init_args:\n    rank: 1\n"
+    )
+    assert run_cli("--config", "factorise.yaml", "--trainer.max_steps", "2")["rank"] == 1
+
+
+def test_unknown_config_name(cli_error: Callable[..., str]) -> None:
+    line = cli_error("--config", "factorize")
+    packaged = "factorise, large, mlp, mlp_mean"
+    assert line == f"error: factorize: no such config file, nor a packaged config (those are: {packaged})"
+    assert "File does not exist" in cli_error("--config", "no/such/dir.yaml")
+
+
+# ----------------------------------------------------------------------------- dispatch and abbreviations
+
+
+def test_dispatch_on_the_first_argument() -> None:
+    assert split_command([]) == ("lab", [])
+    assert split_command(["--seeds", "3", "--accelerator", "gpu"]) == ("lab", ["--seeds", "3", "--accelerator", "gpu"])
+    for command in COMMANDS:
+        assert split_command([command, "--x"]) == (command, ["--x"])
+
+
+def test_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
+    line = run_error(capsys, "fitt", "--config", "mlp")
+    assert line == "error: 'fitt' is not a command: use one of fit, validate, test, predict, lab, report (none: lab)"
+
+
+def test_experiment_option_without_a_command_names_fit(capsys: pytest.CaptureFixture[str]) -> None:
+    line = run_error(capsys, "--config", "configs/mlp.yaml", "--trainer.max_steps", "3")
+    assert line.startswith("error: --config is not an option of the whole lab; for one experiment run: ")
+    assert line.endswith(" fit --config configs/mlp.yaml --trainer.max_steps 3")
+
+
+def test_no_option_is_abbreviated(tmp_path: Path, capsys: pytest.CaptureFixture[str], configs: Path) -> None:
+    """``--seed 3`` used to run the whole lab with ``--seeds 3`` and overwrite the 10-seed report."""
+    line = run_error(capsys, "--seed", "3", "--out", str(tmp_path / "reports"))
+    assert line == "error: --seed is not an option of the whole lab (none is abbreviated); did you mean --seeds?"
+    assert not (tmp_path / "reports").exists()
+    assert "did you mean --seeds?" in run_error(capsys, "lab", "--seed=3")
+    assert "did you mean --out?" in run_error(capsys, "report", "results.json", "--ou", "x")
+    factorise = str(configs / "factorise.yaml")
+    for option, meant in (("--trainer.max_step", "--trainer.max_steps"), ("--seed", "--seed_everything")):
+        line = run_error(capsys, "fit", "--config", factorise, option, "3")
+        assert line == f"error: {option} is not an option of fit (none is abbreviated); did you mean {meant}?"
+    line = run_error(capsys, "fit", "--config", factorise, "--model.ran", "3")
+    assert line == "error: Parser key \"model\": Option 'ran' is not accepted (see --help)"
+    assert run_error(capsys, "fit", "--bogus", "3") == "error: unrecognized arguments: --bogus 3 (see --help)"
+
+
+def test_lab_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_error(capsys, "--seeds", "two") == (
+        "error: Parser key \"seeds\": Expected a <class 'int'>. Got value: two (see --help)"
+    )
+    assert "not a readable results.json" in run_error(capsys, "report", "no-such-results.json")
+
+
+# ---------------------------------------------------------------------------------------- one-line errors
+
+
+def test_parse_errors_are_one_line(configs: Path, cli_error: Callable[..., str]) -> None:
+    factorise = str(configs / "factorise.yaml")
+    assert cli_error("--config", factorise, "--trainer.max_steps", "two") == (
+        "error: Parser key \"trainer.max_steps\": Expected a <class 'int'>. Got value: two (see --help)"
+    )
+    assert cli_error("--config", factorise, "--model.init_args.learning_rate", "0.1") == (
+        "error: Parser key \"model\": Option 'learning_rate' is not accepted (see --help)"
+    )
+
+
+def test_progress_bar_switch(configs: Path, cli_error: Callable[..., str]) -> None:
+    line = cli_error("--config", str(configs / "factorise.yaml"), "--trainer.enable_progress_bar", "false")
+    assert "use --progress_bar.enabled false" in line or "with --progress_bar.enabled false" in line
+
+
+def test_log_every_n_steps_zero(configs: Path, cli_error: Callable[..., str]) -> None:
+    """It used to end with a ZeroDivisionError traceback."""
+    line = cli_error("--config", str(configs / "factorise.yaml"), "--trainer.log_every_n_steps", "0")
+    assert line == "error: trainer.log_every_n_steps must be at least 1, got 0"
+
+
+def test_a_command_lightning_refuses(
+    tmp_path: Path, configs: Path, run_cli: Callable[..., Any], cli_error: Any
+) -> None:
+    run_cli("--config", str(configs / "mlp.yaml"), "--trainer.max_steps", "2")
+    checkpoint = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    line = cli_error("test", "--config", "mlp", "--ckpt_path", str(checkpoint))
+    assert "test_step" in line
+
+
+# -------------------------------------------------------------------------------- console script, resume
+
+
+def test_console_script_exits_0_after_a_good_run(tmp_path: Path) -> None:
+    """The console script's wrapper passes what ``main`` returns to ``sys.exit``: a results dict used to exit 1."""
+    assert 'lab2 = "lab2_lightning.cli:main"' in (ROOT / "pyproject.toml").read_text()
+    wrapper = "import sys; from lab2_lightning.cli import main; sys.exit(main())"  # what pip writes for it
+    done = subprocess.run(
+        [sys.executable, "-c", wrapper, "fit", "--config", "factorise", "--trainer.max_steps", "2",
+         "--progress_bar.enabled", "false"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1].startswith("results: ")
+
+
+def test_fit_ckpt_path_last_continues_the_newest_run(
+    tmp_path: Path, configs: Path, run_cli: Callable[..., Any]
+) -> None:
+    args = ["--config", str(configs / "factorise.yaml"), "--checkpoint.every_n_epochs", "1"]
+    run_cli(*args, "--trainer.max_steps", "200")
+    resumed = run_cli(*args, "--trainer.max_steps", "300", "--ckpt_path", "last")
+    assert [p.name for p in (tmp_path / "lightning_logs").iterdir()] == ["version_0"]  # the same run directory
+    assert read_results(tmp_path)["epochs"] == resumed["epochs"] == 300
+    straight = run(
+        ["fit", *args, "--trainer.max_steps", "300", "--trainer.default_root_dir", str(tmp_path / "straight"),
+         "--progress_bar.enabled", "false"]
+    )  # fmt: skip
+    assert json.dumps(resumed["gd_loss"]) == json.dumps(straight["gd_loss"])
+
+
+def test_resume_with_other_settings_is_refused(
+    tmp_path: Path, configs: Path, run_cli: Callable[..., Any], cli_error: Any
+) -> None:
+    run_cli("--config", str(configs / "factorise.yaml"), "--trainer.max_steps", "100")
+    line = cli_error("--config", str(configs / "factorise.yaml"), "--model.lr", "0.005", "--ckpt_path", "last")
+    assert re.fullmatch(r"error: .*last\.ckpt: model\.lr is 0\.01 in the checkpoint but 0\.005 here; .*", line)

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 import torch
 
-from lab2_lightning.cli import main
-from lab2_lightning.train import main as lab_main
+from lab2_lightning.cli import run as cli_run
 
 pytestmark = [
     pytest.mark.gpu,
@@ -19,7 +18,7 @@ pytestmark = [
 
 
 def run(tmp_path: Path, *args: str) -> dict[str, Any]:
-    return main([*args, "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false"])
+    return cli_run(["fit", *args, "--trainer.default_root_dir", str(tmp_path), "--progress_bar.enabled", "false"])
 
 
 def test_factorisation_on_gpu_matches_cpu(tmp_path: Path, configs: Path) -> None:
@@ -41,8 +40,8 @@ def test_mlp_on_gpu_matches_cpu(tmp_path: Path, configs: Path) -> None:
 
 def test_whole_lab_on_gpu_names_the_device(tmp_path: Path, run_cli: Callable[..., Any]) -> None:
     options = ["--seeds", "2", "--factorise_epochs", "200", "--mlp_epochs", "30", "--log_dir", str(tmp_path / "logs")]
-    gpu = lab_main([*options, "--accelerator", "gpu", "--out", str(tmp_path / "gpu")])
-    cpu = lab_main([*options, "--accelerator", "cpu", "--out", str(tmp_path / "cpu")])
+    gpu = cli_run([*options, "--accelerator", "gpu", "--out", str(tmp_path / "gpu")])
+    cpu = cli_run([*options, "--accelerator", "cpu", "--out", str(tmp_path / "cpu")])
     assert gpu["environment"]["device_type"] == "cuda"
     assert torch.cuda.get_device_name() in (tmp_path / "gpu" / "lab2.md").read_text()
     for a, b in zip(gpu["factorisation"]["runs"], cpu["factorisation"]["runs"], strict=True):

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from lab2_lightning.cli import run
 from lab2_lightning.lab.report import main as report_main
-from lab2_lightning.train import is_single_experiment, main
 
 FIGURES = ["fig1_pca_vs_gd", "loss_curves", "accuracy_spread", "rank_sweep", "confusion_train", "confusion_val"]
 NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.])")
@@ -45,8 +45,8 @@ def in_results(token: str, values: list[Any]) -> bool:
 @pytest.fixture(scope="module")
 def lab_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     root = tmp_path_factory.mktemp("lab")
-    main(
-        ["--seeds", "2", "--factorise_epochs", "30", "--mlp_epochs", "5", "--out", str(root / "reports"),
+    run(
+        ["lab", "--seeds", "2", "--factorise_epochs", "30", "--mlp_epochs", "5", "--out", str(root / "reports"),
          "--log_dir", str(root / "logs")]
     )  # fmt: skip
     return root, json.loads((root / "reports" / "results.json").read_text())
@@ -94,31 +94,26 @@ def test_report_from_a_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "not a whole-lab results.json" in capsys.readouterr().err
 
 
-def test_dispatch_between_lab_and_single_experiment() -> None:
-    assert not is_single_experiment([]) and not is_single_experiment(["--seeds", "3", "--accelerator", "gpu"])
-    assert is_single_experiment(["--config", "configs/mlp.yaml"])
-    assert is_single_experiment(["--trainer.max_steps=3"]) and is_single_experiment(["--model", "LabMLP"])
-
-
 def test_lab_rejects_bad_seeds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["--seeds", "0", "--out", str(tmp_path)])
+        run(["--seeds", "0", "--out", str(tmp_path)])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip() == "error: --seeds must be at least 1, got 0"
 
 
-def test_lab_help_explains_both_modes(capsys: pytest.CaptureFixture[str]) -> None:
+def test_lab_help_names_the_other_commands(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["--help"])
+        run(["--help"])
     assert exit_info.value.code == 0
-    text = capsys.readouterr().out
-    assert "--seeds" in text and "how many seeds" in text and "--config configs/factorise.yaml" in text
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--seeds" in text and "how many seeds" in text and "fit --config factorise" in text
+    assert "fit, validate, test, predict" in text and "report" in text
 
 
 @pytest.mark.slow
 def test_default_whole_lab_reproduces_the_labs_numbers(tmp_path: Path) -> None:
     """The README's main job as it is (10 seeds, 1000 and 100 steps): about 25 s on 2 cores, so marked slow."""
-    results = main(["--out", str(tmp_path / "reports"), "--log_dir", str(tmp_path / "logs"), "--accelerator", "cpu"])
+    results = run(["--out", str(tmp_path / "reports"), "--log_dir", str(tmp_path / "logs"), "--accelerator", "cpu"])
     fact = results["factorisation"]
     assert round(fact["svd_loss"], 4) == 15.2288
     assert all(0 <= run["gd_loss"] - fact["svd_loss"] <= 0.05 for run in fact["runs"])

@@ -17,14 +17,19 @@ class StepProgressBar(ProgressBar):
     Lightning's default bar starts a new bar every epoch and redraws per batch, which for the lab's tiny steps
     means more time drawing than training. tqdm here redraws at most every ``refresh_seconds``.
 
+    It is the CLI's progress bar, so Lightning adds no bar of its own; turn it off with ``--progress_bar.enabled
+    false`` (``--trainer.enable_progress_bar false`` would clash with it).
+
     Args:
         refresh_seconds: least time between two redraws.
+        enabled: draw the bar (false: no bar, e.g. in logs or scripts).
     """
 
-    def __init__(self, refresh_seconds: float = 0.2) -> None:
+    def __init__(self, refresh_seconds: float = 0.2, enabled: bool = True) -> None:
         super().__init__()
         self.refresh_seconds = refresh_seconds
-        self._enabled = True
+        self.enabled = enabled
+        self._enabled = True  # Lightning's disable() / enable(), e.g. around its tuner; the user's choice stays
         self._bar: tqdm | None = None
         self._postfix_time = 0.0
 
@@ -35,7 +40,7 @@ class StepProgressBar(ProgressBar):
         self._enabled = True
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._enabled and trainer.is_global_zero:
+        if self.enabled and self._enabled and trainer.is_global_zero:
             total = trainer.estimated_stepping_batches
             self._bar = tqdm(
                 total=int(total) if total != float("inf") else None,

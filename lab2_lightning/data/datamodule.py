@@ -128,7 +128,7 @@ class IrisDataModule(pl.LightningDataModule):
             raise LabError(f"data.val_size must be between 0 and {n - 1} (the file has {n} rows), got {val_size}")
 
         self.source = table.path
-        self.feature_names = table.feature_names
+        self._feature_names = table.feature_names if table.has_header else None
         self.class_names: list[str] = sorted(set(table.labels)) if table.labels is not None else []
         class_id = {name: i for i, name in enumerate(self.class_names)}
         labels = [class_id[label] for label in table.labels] if table.labels is not None else [-1] * n
@@ -159,9 +159,15 @@ class IrisDataModule(pl.LightningDataModule):
     def n_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def feature_names(self) -> list[str] | None:
+        """The header's names of the feature columns, in file order; ``None`` for a file without a header (a model
+        then takes the columns of a file to classify by position). The CLI links them into the model."""
+        return self._feature_names
+
     def _loader(self, x: torch.Tensor, y: torch.Tensor, repeats: int = 1) -> FullBatch:
         """The split as one batch; under DDP, this rank's contiguous share of its rows (the update stays the
-        full-batch gradient: see :func:`~lab2_lightning.models.steps.gradient_step`)."""
+        full-batch gradient: see :meth:`~lab2_lightning.models.full_batch.FullBatchGD.training_step`)."""
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         if len(x) < world:
             raise LabError(f"{len(x)} rows cannot be shared between {world} devices: use fewer devices")
@@ -171,11 +177,12 @@ class IrisDataModule(pl.LightningDataModule):
         return FullBatch(batch, repeats)
 
     def transfer_batch_to_device(self, batch: Batch, device: torch.device, dataloader_idx: int) -> Batch:
-        """Copy each full batch to the device once; every later step reuses that copy."""
+        """Copy each full batch to the device once; every later step reuses that copy. Values that are not tensors
+        (the prediction batch's ``columns``) stay as they are."""
         key = (id(batch), device)
         if key not in self._on_device:  # the cache keeps ``batch`` alive, so its id cannot be reused meanwhile
-            on_device = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-            self._on_device[key] = (batch, on_device)
+            moved = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            self._on_device[key] = (batch, moved)
         return self._on_device[key][1]
 
     def teardown(self, stage: str) -> None:
@@ -201,3 +208,23 @@ class IrisDataModule(pl.LightningDataModule):
         if len(self.val_x):
             loaders.append(self._loader(self.val_x, self.val_y))
         return loaders
+
+    def predict_dataloader(self) -> FullBatch:
+        """The file's rows to classify, as one batch: ``x``, the raw features (float64, not preprocessed: the model
+        applies the statistics of its own training data), ``line``, their line numbers in the file, and
+        ``columns``, the header's feature names in file order (``None`` without a header), by which the model
+        puts the columns in its own order (:func:`~lab2_lightning.data.table.align_columns`), and ``source``, the
+        file's name for its messages.
+
+        The file is read again here rather than kept from ``__init__``, which keeps only the preprocessed copy.
+        """
+        if self.hparams.synthetic is not None:
+            raise LabError("predict classifies the rows of a file: give data.path, not data.synthetic")
+        table = read_data(self.source, self.hparams.label_column)
+        batch = {
+            "x": torch.from_numpy(table.features),
+            "line": torch.tensor(table.lines, dtype=torch.long),
+            "columns": table.feature_names if table.has_header else None,
+            "source": str(self.source),
+        }
+        return FullBatch(batch)

@@ -8,13 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 import torch
 
 from lab2_lightning.utils.errors import LabError
+
+if TYPE_CHECKING:
+    import torch
 
 LabelColumn = int | Literal["auto"] | None
 
@@ -26,13 +29,17 @@ def packaged_iris() -> Path:
 
 @dataclass(frozen=True)
 class Table:
-    """The numeric features (float64, rows x columns), the labels as strings (or None), names and line numbers."""
+    """The numeric features (float64, rows x columns), the labels as strings (or None), names and line numbers.
+
+    ``feature_names`` are the header's names, or ``x1``, ``x2``, ... (by position) when ``has_header`` is false.
+    """
 
     features: np.ndarray
     labels: list[str] | None
     feature_names: list[str]
     path: Path
     lines: list[int]
+    has_header: bool = False
 
 
 def _is_number(cell: str) -> bool:
@@ -169,13 +176,36 @@ def read_table(path: str | Path, label_column: LabelColumn = "auto") -> Table:
         for line, label in zip(body.index, labels, strict=True):
             if not label:
                 raise LabError(f"{path}, line {line}, column {label_at + 1}: empty label")
-    return Table(values, labels, [names[c] for c in feature_cols], path, [int(line) for line in body.index])
+    feature_names = [names[c] for c in feature_cols]
+    return Table(values, labels, feature_names, path, [int(line) for line in body.index], has_header)
 
 
 def align_columns(
-    x: torch.Tensor, columns: list[str] | None, expected: list[str] | None, n_expected: int, source: str | None
+    x: torch.Tensor, columns: list[str] | None, expected: list[str] | None, n_expected: int, source: str
 ) -> torch.Tensor:
-    """Placeholder until the prediction work lands: columns by position after a count check."""
+    """``x``'s feature columns in the order a model was trained on.
+
+    A header (``columns``) and a model trained with named columns (``expected``): the columns are matched by name,
+    so a file that lists them in another order gets the same predictions; a name missing from the file or unknown
+    to the model is a ``LabError`` naming it, since a silently misplaced column gives confident wrong predictions.
+    Without a header, or for a model trained on a file without one, the columns are taken by position, after a
+    check of their count. ``source`` names the file in messages.
+    """
+    if columns is not None and expected is not None:
+        repeated = sorted({name for name in columns if columns.count(name) > 1})
+        missing = [name for name in expected if name not in columns]
+        unknown = [name for name in columns if name not in expected]
+        if repeated or missing or unknown:
+            problems = [
+                f"{label} {', '.join(map(repr, names))}"
+                for label, names in (("missing", missing), ("unknown", unknown), ("repeated", repeated))
+                if names
+            ]
+            raise LabError(
+                f"{source}: the header's feature columns do not match the model's ({'; '.join(problems)}); "
+                f"the model was trained on {', '.join(expected)}"
+            )
+        return x[:, [columns.index(name) for name in expected]]
     if x.shape[1] != n_expected:
         raise LabError(f"{source}: {x.shape[1]} feature columns, but the model was trained on {n_expected}")
     return x

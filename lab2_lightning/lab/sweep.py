@@ -23,12 +23,11 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from tqdm.auto import tqdm
 
-from lab2_lightning.cli import Accelerator, LabCLI, build_cli, check_accelerator, train
+from lab2_lightning.cli import Accelerator, LabCLI, build_cli, check_accelerator, write_results
+from lab2_lightning.configs import path as config_path
 from lab2_lightning.lab.report import PUBLISHED, write_report
 from lab2_lightning.models.linalg import pca_scores
 from lab2_lightning.utils.errors import LabError
-
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 
 def stats(values: list[float]) -> dict[str, float]:
@@ -88,8 +87,9 @@ def build_training(config: Path, log_dir: Path, name: str, accelerator: str, ove
     return build_cli(
         [
             "--config", str(config), "--accelerator", accelerator, "--trainer.logger", json.dumps(logger),
-            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", *overrides,
-        ]
+            "--progress_bar.enabled", "false", *overrides,
+        ],
+        run=False,
     )  # fmt: skip
 
 
@@ -127,7 +127,6 @@ def run_lab(
     log_dir: Path = Path("lightning_logs"),
     factorise_epochs: int | None = None,
     mlp_epochs: int | None = None,
-    config_dir: Path = CONFIG_DIR,
 ) -> dict[str, Any]:
     """Run the whole lab and write the report.
 
@@ -138,15 +137,11 @@ def run_lab(
         log_dir: TensorBoard root; this run's logs go to ``log_dir/lab/version_N``.
         factorise_epochs: override the factorisation's epochs, i.e. full-batch steps (default: the config's 1000).
         mlp_epochs: override the MLP's epochs, i.e. full-batch steps (default: the config's 100).
-        config_dir: the directory holding ``factorise.yaml`` and ``mlp.yaml``.
     """
     if seeds < 1:
         raise LabError(f"--seeds must be at least 1, got {seeds}")
     check_accelerator(accelerator)
-    configs = {name: Path(config_dir) / f"{name}.yaml" for name in ("factorise", "mlp")}
-    for path in configs.values():
-        if not path.is_file():
-            raise LabError(f"{path}: config not found (the whole-lab run reads the repository's configs/)")
+    configs = {name: config_path(name) for name in ("factorise", "mlp")}  # the packaged ones: no checkout needed
     for name, value in (("--factorise_epochs", factorise_epochs), ("--mlp_epochs", mlp_epochs)):
         if value is not None and value < 1:
             raise LabError(f"{name} must be at least 1, got {value}")
@@ -175,7 +170,8 @@ def run_lab(
             for name, cli in clis.items():
                 bar.set_postfix_str(name)
                 cli.trainer.callbacks.append(AdvanceBar(bar))
-                results_of[name] = train(cli)
+                cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+                results_of[name] = write_results(cli)
     wall = time.perf_counter() - started
 
     results = summarise(results_of, clis)
