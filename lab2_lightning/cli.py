@@ -19,48 +19,34 @@ import os
 # few percent of speed), which makes CPU runs bitwise repeatable. It must be set before torch first calls MKL.
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
-import json
 import logging
-import math
-import re
 import shlex
 import signal
 import sys
 import warnings
 from argparse import ArgumentError
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import lightning.pytorch as pl
 import matplotlib
 import torch
-from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
+from jsonargparse import ArgumentParser
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from lab2_lightning import configs
-from lab2_lightning.callbacks.prediction_writer import PredictionWriter
-from lab2_lightning.callbacks.progress import StepProgressBar
-from lab2_lightning.callbacks.summary import RunSummary
-from lab2_lightning.data.datamodule import IrisDataModule
-from lab2_lightning.models.checkpoints import check_fits, checkpoint_model_name, load_checkpoint
-
-# Imported so that ``--model LowRankFactorisation`` or ``--model LabMLP`` resolves without the module path.
-from lab2_lightning.models.factorisation import LowRankFactorisation  # noqa: F401
-from lab2_lightning.models.full_batch import DivergenceError
-from lab2_lightning.models.mlp import LabMLP  # noqa: F401
-from lab2_lightning.utils.atomic import write_json
+from lab2_lightning.lab import report, sweep
+from lab2_lightning.lab.experiment import (
+    SUBCOMMANDS,
+    build_cli,
+    experiment_parsers,
+    not_abbreviated,
+    option_names,
+    results_path,
+    unknown_options,
+)
 from lab2_lightning.utils.errors import LabError, exit_on_user_error
 
-Accelerator = Literal["cpu", "gpu", "cuda", "mps", "auto"]
-SUBCOMMANDS = tuple(LightningCLI.subcommands())  # fit, validate, test, predict: Lightning's own list
 COMMANDS = (*SUBCOMMANDS, "lab", "report")
-# ckpt_path values that Lightning resolves itself; any other value is a file, checked before Lightning reads it.
-LIGHTNING_CHECKPOINT_NAMES = ("best", "hpc")
-# The data sizes the models take from the data (a model that lacks one of these arguments does not get it).
-DATA_LINKS = ("n_rows", "n_features", "n_classes", "class_names", "feature_names")
 HEADLINE_RUNS = 10
 
 
@@ -102,357 +88,6 @@ def program() -> str:
 
 
 # ------------------------------------------------------------------------------------------ one experiment
-
-CONFIG_NAME = re.compile(r"[\w-]+(\.yaml)?")
-
-
-def resolve_config(value: str) -> str:
-    """``--config``'s value: a file that exists, else a packaged config of that name (``factorise``,
-    ``mlp.yaml``); a path with directories, or inline YAML, is left to jsonargparse."""
-    if Path(value).exists() or not CONFIG_NAME.fullmatch(value):
-        return value
-    return str(configs.path(value))
-
-
-class ConfigFile(ActionConfigFile):
-    """``--config`` as jsonargparse reads it, with the packaged configs addressable by name."""
-
-    def __call__(self, parser: ArgumentParser, cfg: Namespace, values: Any, option_string: str | None = None) -> None:
-        self.apply_config(parser, cfg, self.dest, resolve_config(values) if isinstance(values, str) else values)
-
-
-class LabArgumentParser(LightningArgumentParser):
-    """LightningCLI's parser, told which command it parses for (``None``: the main parser), with no abbreviated
-    options: ``--seed 3`` must not quietly mean ``--seed_everything 3`` (nor ``--seeds 3`` in the whole lab)."""
-
-    def __init__(self, *args: Any, command: str | None = None, **kwargs: Any) -> None:
-        kwargs.setdefault("allow_abbrev", False)
-        super().__init__(*args, **kwargs)
-        self.command = command
-
-
-class LabCLI(LightningCLI):
-    """LightningCLI with the data's sizes linked into the model, a top-level ``--accelerator``, the step progress
-    bar, checkpoints every few epochs, packaged configs by name, and prediction to a CSV.
-
-    After ``fit``, ``results`` holds what :func:`write_results` wrote to ``results.json``.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.results: dict[str, Any] | None = None
-        self.parsers: dict[str | None, LightningArgumentParser] = {}  # by command; None: no subcommands
-        super().__init__(*args, **kwargs)
-
-    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
-        """As LightningCLI's, with a ``--config`` that also takes the name of a packaged config."""
-        kwargs.setdefault("dump_header", [f"lightning.pytorch=={pl.__version__}"])
-        parser = self.parser_class(**kwargs)
-        parser.add_argument(
-            "-c",
-            "--config",
-            action=ConfigFile,
-            help=f"A config file (YAML or JSON), or the name of a packaged config: {', '.join(configs.names())}.",
-        )
-        return parser
-
-    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        command = getattr(parser, "command", None)
-        self.parsers[command] = parser
-        parser.add_argument(
-            "--accelerator",
-            type=Accelerator | None,
-            default=None,
-            help="Shorthand for --trainer.accelerator (cpu, gpu, auto, ...); wins over it when both are given.",
-        )
-        parser.add_lightning_class_args(StepProgressBar, "progress_bar")
-        # Every command takes the same configs, and they set the checkpoints, so every command has the options.
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.set_defaults({"checkpoint.save_last": True, "checkpoint.every_n_epochs": 1})
-        if command == "predict":
-            # The model, its sizes, class names and feature names come from its checkpoint (LightningCLI reads them
-            # from --ckpt_path), not from the file to classify, which has no labels, hence no classes: no links
-            # (they would win over the checkpoint's values), and no --model or --config needed.
-            parser.add_lightning_class_args(PredictionWriter, "prediction")
-            parser.set_defaults({"model": {"class_path": "lab2_lightning.LabMLP"}})
-            return
-        # A link whose target the chosen model does not take is skipped, so both models share these.
-        for name in DATA_LINKS:
-            parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
-
-    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
-        """Parse, then turn ``fit --ckpt_path last`` into a file and check any checkpoint file, before LightningCLI
-        reads the model's settings from it."""
-        try:
-            super().parse_arguments(parser, args)
-        except ArgumentError:
-            explain_unknown_option(args, self.parsers)
-            raise
-        command = self.config.get("subcommand")
-        if command is None:
-            return
-        config = self.config[command]
-        if command == "fit" and config.ckpt_path == "last":
-            resume_last(config)
-        if config.ckpt_path is not None and config.ckpt_path not in LIGHTNING_CHECKPOINT_NAMES:
-            check_checkpoint(str(config.ckpt_path), command, config.model)
-
-    def before_instantiate_classes(self) -> None:
-        config = self.config[self.subcommand] if self.subcommand else self.config
-        if config.accelerator is not None:
-            config.trainer.accelerator = config.accelerator
-        check_accelerator(config.trainer.accelerator)
-        if config.trainer.enable_progress_bar is False:
-            raise LabError(
-                "--trainer.enable_progress_bar false clashes with this program's own progress bar (Lightning "
-                "refuses a bar callback without a bar); turn it off with --progress_bar.enabled false"
-            )
-        if self.subcommand in (None, "fit"):
-            check_length(config.trainer.max_steps, config.trainer.max_epochs)
-            check_logging(config.trainer.log_every_n_steps)
-        if self.subcommand is not None and config.weights_only is None:
-            config.weights_only = True  # checkpoints hold tensors and plain data only: nothing else is unpickled
-        drop_saved_links(config.model)
-        if self.subcommand == "predict":
-            prepare_prediction(config)
-
-    def after_instantiate_classes(self) -> None:
-        config = self.config[self.subcommand] if self.subcommand else self.config
-        drop_skipped_links(self.model, config.model)
-
-    def before_fit(self) -> None:
-        ckpt_path = self.config.fit.ckpt_path
-        if ckpt_path is not None and Path(ckpt_path).is_file():
-            check_fits(ckpt_path, self.model)
-
-    def after_fit(self) -> None:
-        self.results = write_results(self)
-
-    def before_predict(self) -> None:
-        if type(self.model).predict_step is pl.LightningModule.predict_step:
-            raise LabError(
-                f"{self.config.predict.ckpt_path}: a {type(self.model).__name__} does not classify; "
-                "predict needs the checkpoint of an MLP (LabMLP)"
-            )
-
-
-def explain_unknown_option(args: ArgsType, parsers: dict[str | None, LightningArgumentParser]) -> None:
-    """Raise a ``LabError`` naming the options that an unknown one abbreviates, if any."""
-    if not isinstance(args, list):
-        return
-    command, rest = (args[0], args[1:]) if args and args[0] in parsers else (None, args)
-    if command not in parsers:
-        return
-    known = option_names(parsers[command])
-    for name in unknown_options(rest, known):
-        message = not_abbreviated(name, known, command or "this command")
-        if message:
-            raise LabError(message)
-
-
-def check_accelerator(accelerator: Any) -> None:
-    """Refuse a GPU where there is none, in one line, before Lightning builds a Trainer."""
-    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise LabError(
-            f"--accelerator {accelerator} was asked for, but PyTorch sees no CUDA GPU "
-            f"(torch {torch.__version__}); use --accelerator cpu or auto"
-        )
-
-
-def check_length(max_steps: int, max_epochs: int | None) -> None:
-    """A run must take at least one step: the lab's epochs are ``trainer.max_steps``."""
-    if max_steps == 0 or max_steps < -1:
-        raise LabError(f"trainer.max_steps (the lab's epochs) must be at least 1, got {max_steps}")
-    if max_epochs is not None and (max_epochs == 0 or max_epochs < -1):
-        raise LabError(f"trainer.max_epochs must be at least 1 (or -1 for no limit), got {max_epochs}")
-
-
-def check_logging(log_every_n_steps: int | None) -> None:
-    """Refuse a logging interval below 1 in one line: the models and the loss-curve callback divide by it."""
-    if log_every_n_steps is not None and log_every_n_steps < 1:
-        raise LabError(f"trainer.log_every_n_steps must be at least 1, got {log_every_n_steps}")
-
-
-def resume_last(config: Namespace) -> None:
-    """Turn ``fit --ckpt_path last`` into the newest ``last.ckpt`` under ``<default_root_dir>/lightning_logs``, and
-    log the resumed run into that same run directory (Lightning's own ``last`` looks only in the new run's one)."""
-    root = Path(config.trainer.default_root_dir or ".")
-    candidates = sorted(root.glob("lightning_logs/*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
-    if not candidates:
-        raise LabError(f"--ckpt_path last: no {root / 'lightning_logs/*/checkpoints/last.ckpt'} to resume from")
-    config.ckpt_path = str(candidates[-1])
-    if config.trainer.logger in (None, True):
-        config.trainer.logger = Namespace(
-            class_path="lightning.pytorch.loggers.TensorBoardLogger",
-            init_args=Namespace(save_dir=str(root), name="lightning_logs", version=candidates[-1].parents[1].name),
-        )
-
-
-def check_checkpoint(path: str, command: str, model: Namespace | None) -> None:
-    """Refuse, in one line, a checkpoint that is missing, unreadable or not this project's, and for ``fit`` one of
-    another model or other settings: LightningCLI would quietly train the checkpoint's model with its settings."""
-    checkpoint = load_checkpoint(path)
-    if command != "fit" or model is None:
-        return  # validate, test and predict take the checkpoint's model and settings: that is their point
-    saved = checkpoint_model_name(checkpoint)
-    wanted = str(model.class_path).rsplit(".", 1)[-1]
-    if saved != wanted:
-        raise LabError(f"{path}: this is a {saved} checkpoint; it cannot resume a {wanted}")
-    hparams = checkpoint["hyper_parameters"]
-    given = model.init_args.as_dict() if isinstance(model.get("init_args"), Namespace) else {}
-    for key, value in given.items():
-        if key in hparams and key not in DATA_LINKS and hparams[key] != value:
-            raise LabError(
-                f"{path}: model.{key} is {hparams[key]!r} in the checkpoint but {value!r} here; resume with the "
-                "options of the run that wrote it"
-            )
-
-
-def drop_skipped_links(model: pl.LightningModule, model_config: Namespace) -> None:
-    """Remove from the model's hyperparameters the linked data sizes that its class does not take.
-
-    LightningCLI records every link's value in the hyperparameters, also when jsonargparse skipped the link because
-    the chosen model has no such argument (``n_rows`` for the MLP): the checkpoint would keep them, and building the
-    model of a ``--ckpt_path`` from them would pass arguments the class refuses. The model's ``init_args`` are the
-    arguments jsonargparse found the class to take.
-    """
-    init_args = model_config.get("init_args")
-    for key in DATA_LINKS:
-        if key in model.hparams and (init_args is None or key not in init_args):
-            del model.hparams[key]
-
-
-def drop_saved_links(model_config: Namespace | None) -> None:
-    """Forget the linked data sizes that a checkpoint's hyperparameters hold although its model does not take them
-    (see :func:`drop_skipped_links`; checkpoints written before it have them): LightningCLI keeps those as
-    ``dict_kwargs``, which would be passed to the class as they are."""
-    extra = model_config.get("dict_kwargs") if model_config is not None else None
-    if extra:
-        model_config.dict_kwargs = {key: value for key, value in extra.items() if key not in DATA_LINKS}
-
-
-def prepare_prediction(config: Namespace) -> None:
-    """Checks and settings of ``predict``: a checkpoint is needed, and the data's training settings do not apply
-    (the batch is the file's raw features; the model applies its training statistics), so that they cannot refuse a
-    file of one row."""
-    if config.ckpt_path is None:
-        raise LabError("predict needs a trained MLP: --ckpt_path lightning_logs/version_N/checkpoints/last.ckpt")
-    config.data.val_size = 0
-    config.data.preprocessing = "none"
-
-
-def build_cli(args: list[str], run: bool = True) -> LabCLI:
-    """Parse ``args`` and build the DataModule, the model and the Trainer; with ``run``, ``args`` start with a
-    subcommand (``fit``, ...) and it runs (after ``fit``, ``cli.results`` holds the results). ``run=False`` only
-    builds, from options without a subcommand, as LightningCLI does."""
-    return LabCLI(**cli_settings(), args=args, run=run)
-
-
-def cli_settings() -> dict[str, Any]:
-    return {
-        "model_class": pl.LightningModule,
-        "subclass_mode_model": True,
-        "datamodule_class": IrisDataModule,
-        "seed_everything_default": 0,
-        "save_config_kwargs": {"overwrite": True},
-        # The parameter table says nothing on models this small. Every run gathers its members' results and HParams
-        # rows (RunSummary): not an option, since results.json is written from it.
-        "trainer_defaults": {"enable_model_summary": False, "callbacks": [RunSummary()]},
-        "parser_class": LabArgumentParser,
-        # Parse errors are raised, not printed with the whole usage text: run() prints them in one line.
-        "parser_kwargs": {
-            "prog": program(),
-            "description": "One experiment of Lab 2 (see configs/).",
-            "exit_on_error": False,
-            **{command: {"command": command} for command in SUBCOMMANDS},
-        },
-    }
-
-
-class ParsersBuilt(Exception):
-    """Not an error: how :class:`ParsersOnly` stops, with the parsers."""
-
-    def __init__(self, parsers: dict[str | None, LightningArgumentParser]) -> None:
-        super().__init__()
-        self.parsers = parsers
-
-
-class ParsersOnly(LabCLI):
-    """Builds LabCLI's parsers and stops before parsing (for messages about the options of a command)."""
-
-    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
-        raise ParsersBuilt(self.parsers)
-
-
-def experiment_parsers() -> dict[str | None, LightningArgumentParser]:
-    """The parser of each LightningCLI subcommand, built without parsing anything."""
-    try:
-        ParsersOnly(**cli_settings(), args=[], run=True)
-    except ParsersBuilt as built:
-        return built.parsers
-    raise AssertionError("ParsersOnly always stops")
-
-
-def option_names(parser: ArgumentParser) -> set[str]:
-    """A parser's long options (``--trainer.max_steps``, ``--model``), from its defaults."""
-    return {f"--{key}" for key in parser.get_defaults().keys()} | {"--help", "--print_config"}  # noqa: SIM118
-
-
-def unknown_options(args: list[str], known: set[str]) -> list[str]:
-    """The options in ``args`` (``--name`` or ``--name=value``) that are not in ``known``, nor below one that is
-    (``--model.rank`` is below ``--model``, a class whose own options jsonargparse checks)."""
-    unknown = []
-    for arg in args:
-        if not arg.startswith("--"):
-            continue
-        name = arg.split("=", 1)[0].removesuffix("+")  # --trainer.callbacks+=... appends
-        parts = name.split(".")
-        if not any(".".join(parts[:n]) in known for n in range(1, len(parts) + 1)):
-            unknown.append(name)
-    return unknown
-
-
-def not_abbreviated(name: str, known: set[str], what: str) -> str | None:
-    """The message for ``name`` when it abbreviates options in ``known``, which are never abbreviated."""
-    near = sorted(option for option in known if option.startswith(name))
-    if not near:
-        return None
-    return f"{name} is not an option of {what} (none is abbreviated); did you mean {' or '.join(near)}?"
-
-
-def write_results(cli: LabCLI) -> dict[str, Any]:
-    """The results of a finished fit, written to ``results.json`` in the run's log directory (rank 0, atomically)
-    and returned. Final numbers that are not finite raise before anything is written."""
-    runs = next(c for c in cli.trainer.callbacks if isinstance(c, RunSummary)).runs
-    bad = non_finite(runs)
-    if bad:  # the last step itself can break the weights, after the last check of a loss
-        raise DivergenceError(f"training diverged: {', '.join(bad[:3])} not finite after the last step; lower model.lr")
-    settings = json.loads(cli.parser.dump(cli.config, format="json"))
-    config = cli.config[cli.subcommand] if cli.subcommand else cli.config
-    results = {
-        "model": type(cli.model).__name__,
-        "runs": runs,
-        "seed": config.seed_everything,
-        "data": str(cli.datamodule.source),
-        "settings": settings[cli.subcommand] if cli.subcommand else settings,
-    }
-    path = results_path(cli.trainer)  # on every rank: under DDP, finding the log directory is a collective call
-    if cli.trainer.is_global_zero:
-        write_json(path, results)
-    return results
-
-
-def non_finite(results: Any, key: str = "") -> list[str]:
-    """The keys (dotted) of the NaN or infinite numbers in ``results``."""
-    if isinstance(results, dict):
-        return [bad for k, v in results.items() for bad in non_finite(v, f"{key}.{k}" if key else str(k))]
-    if isinstance(results, list):
-        return [bad for v in results for bad in non_finite(v, key)]
-    return [key] if isinstance(results, float) and not math.isfinite(results) else []
-
-
-def results_path(trainer: pl.Trainer) -> Path:
-    """``results.json`` in the run's log directory."""
-    return Path(trainer.log_dir or trainer.default_root_dir) / "results.json"
 
 
 def headline(results: dict[str, Any]) -> list[str]:
@@ -499,7 +134,7 @@ def run_experiment(command: str, args: list[str]) -> Any:
             # The checkpoint's callback states matter to resume training only; these commands restore the weights.
             warnings.filterwarnings("ignore", message=r".*callbacks used to create the checkpoint need to be provided")
             warnings.filterwarnings("ignore", message=r"The dirpath has changed from")
-        cli = build_cli([command, *args])
+        cli = build_cli([command, *args], prog=program())
     if command == "fit":
         path = results_path(cli.trainer)  # every rank takes part in finding it
         if cli.trainer.is_global_zero:
@@ -525,8 +160,6 @@ LAB_DESCRIPTION = (
 
 def lab_parser() -> ArgumentParser:
     """The options of the whole lab: the arguments of :func:`lab2_lightning.lab.sweep.run_lab`."""
-    from lab2_lightning.lab import sweep  # here, not at the top: the sweep builds its runs with this module
-
     parser = ArgumentParser(
         prog=f"{program()} lab",
         exit_on_error=False,
@@ -542,7 +175,7 @@ def check_lab_options(args: list[str], parser: ArgumentParser) -> None:
     takes it, an abbreviation with the options it abbreviates."""
     known = option_names(parser)
     for name in unknown_options(args, known):
-        if not unknown_options([name], option_names(experiment_parsers()["fit"])):
+        if not unknown_options([name], option_names(experiment_parsers(program())["fit"])):
             raise LabError(
                 f"{name} is not an option of the whole lab; for one experiment run: {program()} fit {shlex.join(args)}"
             )
@@ -551,8 +184,6 @@ def check_lab_options(args: list[str], parser: ArgumentParser) -> None:
 
 def run_lab(args: list[str]) -> dict[str, Any]:
     """The whole lab: both exercises over several seeds and a rank sweep, then the report."""
-    from lab2_lightning.lab import sweep
-
     parser = lab_parser()
     check_lab_options(args, parser)
     options = parser.parse_args(args)
@@ -574,8 +205,6 @@ def report_parser() -> ArgumentParser:
 
 
 def run_report(args: list[str]) -> Path:
-    from lab2_lightning.lab import report
-
     parser = report_parser()
     known = option_names(parser)
     unknown = unknown_options(args, known)

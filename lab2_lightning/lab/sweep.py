@@ -23,8 +23,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from tqdm.auto import tqdm
 
-from lab2_lightning.cli import Accelerator, LabCLI, build_cli, check_accelerator, write_results
 from lab2_lightning.configs import path as config_path
+from lab2_lightning.lab.experiment import Accelerator, LabCLI, build_cli, check_accelerator, write_results
 from lab2_lightning.lab.report import PUBLISHED, write_report
 from lab2_lightning.models.linalg import pca_scores
 from lab2_lightning.utils.errors import LabError
