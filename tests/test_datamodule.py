@@ -37,7 +37,7 @@ def test_shapes_classes_and_full_batch() -> None:
     (batch,) = list(data.train_dataloader())
     assert batch["x"].shape == (150, 4) and batch["x"].dtype == torch.float64
     assert batch["y"].tolist() == [0] * 50 + [1] * 50 + [2] * 50
-    assert batch["index"].tolist() == list(range(150))
+    assert batch["rows"] == slice(0, 150)
     assert len(data.val_dataloader()) == 1  # no validation split: only the training split is evaluated
 
 

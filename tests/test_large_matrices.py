@@ -77,8 +77,9 @@ def test_auto_lr_factorises_a_synthetic_matrix(configs: Path, run_cli: Callable[
         "--data.synthetic.rank", "3", "--data.synthetic.noise", "0.05", "--model.rank", "3", "--model.lr", "auto",
         "--model.gradient", "closed_form", "--trainer.max_steps", "3000",
     )  # fmt: skip
-    assert results["lr_setting"] == "auto" and 0 < results["lr"] < 0.01
-    assert results["relative_gap"] < 0.01
+    (run,) = results["runs"]
+    assert run["lr_setting"] == "auto" and 0 < run["lr"] < 0.01
+    assert run["relative_gap"] < 0.01
     assert results["data"].startswith("synthetic")
 
 
@@ -93,5 +94,6 @@ def test_large_config_runs_scaled_down(configs: Path, run_cli: Callable[..., dic
         "--config", str(configs / "large.yaml"), "--data.synthetic.rows", "300", "--data.synthetic.cols", "40",
         "--trainer.max_steps", "20", "--data.steps_per_epoch", "10",
     )  # fmt: skip
-    assert results["rank"] == 16 and results["gradient"] == "closed_form" and results["epochs"] == 20
-    assert results["settings"]["data"]["dtype"] == "float32" and results["svd_method"] == "exact"
+    (run,) = results["runs"]
+    assert run["rank"] == 16 and run["gradient"] == "closed_form" and run["epochs"] == 20
+    assert results["settings"]["data"]["dtype"] == "float32" and run["svd_method"] == "exact"

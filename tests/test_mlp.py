@@ -128,19 +128,20 @@ def test_class_absent_from_a_split_has_no_accuracy() -> None:
 def test_mlp_run_through_main(tmp_path: Path, configs: Path, run_cli: Callable[..., dict[str, Any]]) -> None:
     run_cli("--config", str(configs / "mlp.yaml"))
     results = read_results(tmp_path)
-    assert results["model"] == "LabMLP" and results["epochs"] == 100 and results["seed"] == 0
-    assert results["class_names"] == CLASSES
-    assert sum(results["train"]["class_counts"].values()) == 100
-    assert sum(results["val"]["class_counts"].values()) == 50
+    (run,) = results["runs"]
+    assert results["model"] == "LabMLP" and run["epochs"] == 100 and run["seed"] == results["seed"] == 0
+    assert run["class_names"] == CLASSES
+    assert sum(run["train"]["class_counts"].values()) == 100
+    assert sum(run["val"]["class_counts"].values()) == 50
     assert results["settings"]["model"]["init_args"]["reduction"] == "sum"
 
     tags = event_tags(tmp_path / "lightning_logs" / "version_0")
-    expected = ["train/loss", "val/loss", "train/acc", "val/acc"]
+    expected = ["train/loss", "val/loss", "train/acc", "val/acc", "final/val/acc"]
     expected += [f"{split}/acc_{name}" for split in ("train", "val") for name in CLASSES]
     assert set(expected) <= set(tags["scalars"])
     assert {"train/confusion_matrix", "val/confusion_matrix"} <= set(tags["images"])
 
 
 def test_lab_sheet_config_uses_mean_reduction(configs: Path, run_cli: Callable[..., dict[str, Any]]) -> None:
-    results = run_cli("--config", str(configs / "mlp_mean.yaml"), "--trainer.max_steps", "3")
-    assert results["reduction"] == "mean" and results["epochs"] == 3 and results["bias"] == "scalar"
+    (run,) = run_cli("--config", str(configs / "mlp_mean.yaml"), "--trainer.max_steps", "3")["runs"]
+    assert run["reduction"] == "mean" and run["epochs"] == 3 and run["bias"] == "scalar"

@@ -133,10 +133,10 @@ def test_predictions_equal_an_independent_computation(tmp_path: Path, positional
     assert one[0] | {"line": "2"} == got[1]
 
     state = load_checkpoint(positional)["state_dict"]
+    W1, W2, b1, b2 = (state[name][0] for name in ("W1", "W2", "b1", "b2"))  # the one member's weights
     x = torch.tensor([[float(v) for v in row] for row in rows], dtype=torch.float64)
-    x = ((x - state["input_shift"].double()) / state["input_scale"].double()).to(state["W1"].dtype)
-    hidden = torch.relu(x @ state["W1"] + state["b1"])
-    expected = torch.softmax(hidden @ state["W2"] + state["b2"], dim=-1).double()
+    x = ((x - state["input_shift"].double()) / state["input_scale"].double()).to(W1.dtype)
+    expected = torch.softmax(torch.relu(x @ W1 + b1) @ W2 + b2, dim=-1).double()
     probabilities = torch.tensor([[float(r[f"p_{name}"]) for name in CLASSES] for r in got], dtype=torch.float64)
     torch.testing.assert_close(probabilities, expected, atol=1e-6, rtol=0)  # the CSV has 6 decimals
     assert [r["predicted"] for r in got] == [CLASSES[k] for k in expected.argmax(dim=1).tolist()]

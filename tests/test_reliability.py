@@ -43,7 +43,7 @@ def test_divergence_stops_with_one_line_and_no_results(
 def test_divergence_on_the_last_step(tmp_path: Path, configs: Path, cli_error: Callable[..., str]) -> None:
     # With lr 1.0 the loss is finite for 5 steps and the 5th step breaks the weights: no loss is checked after it.
     line = cli_error("--config", str(configs / "factorise.yaml"), "--model.lr", "1.0", "--trainer.max_steps", "5")
-    assert line == "error: training diverged: gd_loss, relative_gap not finite after the last step; lower model.lr"
+    assert line == "error: training diverged: seed_0's loss is inf after the last step; lower model.lr"
     assert not list(tmp_path.rglob("results.json"))
 
 
@@ -246,7 +246,7 @@ def test_ddp_factorisation_matches_one_device(tmp_path: Path, configs: Path) -> 
     for name in ("U", "V"):
         torch.testing.assert_close(b[name], a[name], rtol=0, atol=1e-9)
     r1, r2 = (json.loads((run / "results.json").read_text()) for run in (one, two))
-    assert r2["gd_loss"] == pytest.approx(r1["gd_loss"], abs=1e-9)
+    assert r2["runs"][0]["gd_loss"] == pytest.approx(r1["runs"][0]["gd_loss"], abs=1e-9)
     assert len(list(two.parent.iterdir())) == 1  # one run directory: only rank 0 writes
 
 
@@ -256,7 +256,8 @@ def test_ddp_mlp_matches_one_device(tmp_path: Path, configs: Path) -> None:
     for name in ("W1", "W2", "b1", "b2"):
         torch.testing.assert_close(b[name], a[name], rtol=0, atol=1e-5)
     r1, r2 = (json.loads((run / "results.json").read_text()) for run in (one, two))
+    (run1,), (run2,) = r1["runs"], r2["runs"]
     for split in ("train", "val"):
-        assert r2[split]["acc_per_class"] == r1[split]["acc_per_class"]
-        assert r2[split]["class_counts"] == r1[split]["class_counts"]
-        assert r2[split]["loss"] == pytest.approx(r1[split]["loss"], rel=1e-5)
+        assert run2[split]["acc_per_class"] == run1[split]["acc_per_class"]
+        assert run2[split]["class_counts"] == run1[split]["class_counts"]
+        assert run2[split]["loss"] == pytest.approx(run1[split]["loss"], rel=1e-5)
