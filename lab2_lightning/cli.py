@@ -161,7 +161,7 @@ LAB_DESCRIPTION = (
 def lab_parser() -> ArgumentParser:
     """The options of the whole lab: the arguments of :func:`lab2_lightning.lab.sweep.run_lab`."""
     parser = ArgumentParser(
-        prog=f"{program()} lab",
+        prog=f"{program()} [lab]",
         exit_on_error=False,
         allow_abbrev=False,
         description=LAB_DESCRIPTION.format(prog=program()),
@@ -174,12 +174,15 @@ def check_lab_options(args: list[str], parser: ArgumentParser) -> None:
     """Refuse, in one line, an option the whole lab does not have: one of ``fit``'s is named with the command that
     takes it, an abbreviation with the options it abbreviates."""
     known = option_names(parser)
-    for name in unknown_options(args, known):
-        if not unknown_options([name], option_names(experiment_parsers(program())["fit"])):
-            raise LabError(
-                f"{name} is not an option of the whole lab; for one experiment run: {program()} fit {shlex.join(args)}"
-            )
-        raise LabError(not_abbreviated(name, known, "the whole lab") or f"{name} is not an option (see --help)")
+    unknown = unknown_options(args, known)
+    if not unknown:
+        return
+    name = unknown[0]
+    if not unknown_options([name], option_names(experiment_parsers(program())["fit"])):
+        raise LabError(
+            f"{name} is not an option of the whole lab; for one experiment run: {program()} fit {shlex.join(args)}"
+        )
+    raise LabError(not_abbreviated(name, known, "the whole lab") or f"{name} is not an option (see --help)")
 
 
 def run_lab(args: list[str]) -> dict[str, Any]:
