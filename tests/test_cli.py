@@ -16,7 +16,7 @@ import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lab2_lightning.cli import COMMANDS, lab_parser, run, split_command
+from lab2_lightning.cli import COMMANDS, headline, lab_parser, run, split_command
 from tests.conftest import read_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,6 +108,19 @@ def test_mlp_headline_per_class(tmp_path: Path, configs: Path, capsys: pytest.Ca
         f"seed 0: training accuracy {results['train']['acc']:.3f}, validation accuracy {val['acc']:.3f} ({per_class})"
     )
     assert per_class.startswith("Iris-setosa ") and out[1].startswith("results: ")
+
+
+def test_headline_of_several_members() -> None:
+    """The results of a model that holds several seeds: a line each, summarised beyond ten lines."""
+    run = {"rank": 2, "gd_loss": 15.2291, "svd_loss": 15.22881, "relative_gap": 2e-5}
+    runs = [{"seed": seed, **run, "gd_loss": 15.229 + seed / 1e4} for seed in range(12)]
+    lines = headline({"model": "LowRankFactorisation", "runs": runs})
+    assert len(lines) == 10
+    assert lines[0] == "seed 0, rank 2: GD loss 15.2290, SVD optimum 15.2288 (gap +0.0020%)"
+    assert lines[-1] == "3 more runs (seeds 9-11): GD loss 15.2299 to 15.2301"
+    split = {"acc": 0.86, "acc_per_class": {"a": 1.0, "b": None}}
+    mlp = headline({"model": "LabMLP", "runs": [{"seed": 4, "train": {**split, "acc": 0.9}, "val": split}]})
+    assert mlp == ["seed 4: training accuracy 0.900, validation accuracy 0.860 (a 1.000, b n/a)"]
 
 
 def test_print_config_round_trip(
