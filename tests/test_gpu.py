@@ -25,17 +25,19 @@ def test_factorisation_on_gpu_matches_cpu(tmp_path: Path, configs: Path) -> None
     gpu = run(tmp_path / "gpu", "--config", str(configs / "factorise.yaml"), "--accelerator", "gpu")
     cpu = run(tmp_path / "cpu", "--config", str(configs / "factorise.yaml"), "--accelerator", "cpu")
     assert gpu["settings"]["trainer"]["accelerator"] == "gpu"
-    assert gpu["gd_loss"] == pytest.approx(cpu["gd_loss"], abs=1e-8)
-    assert gpu["svd_loss"] == pytest.approx(cpu["svd_loss"], abs=1e-10)
+    (on_gpu,), (on_cpu,) = gpu["runs"], cpu["runs"]
+    assert on_gpu["gd_loss"] == pytest.approx(on_cpu["gd_loss"], abs=1e-8)
+    assert on_gpu["svd_loss"] == pytest.approx(on_cpu["svd_loss"], abs=1e-10)
 
 
 def test_mlp_on_gpu_matches_cpu(tmp_path: Path, configs: Path) -> None:
     gpu = run(tmp_path / "gpu", "--config", str(configs / "mlp.yaml"), "--accelerator", "gpu")
     cpu = run(tmp_path / "cpu", "--config", str(configs / "mlp.yaml"), "--accelerator", "cpu")
+    (on_gpu,), (on_cpu,) = gpu["runs"], cpu["runs"]
     for split in ("train", "val"):
-        assert gpu[split]["acc_per_class"] == cpu[split]["acc_per_class"]
-        assert gpu[split]["acc"] == cpu[split]["acc"]
-        assert gpu[split]["loss"] == pytest.approx(cpu[split]["loss"], rel=1e-4)
+        assert on_gpu[split]["acc_per_class"] == on_cpu[split]["acc_per_class"]
+        assert on_gpu[split]["acc"] == on_cpu[split]["acc"]
+        assert on_gpu[split]["loss"] == pytest.approx(on_cpu[split]["loss"], rel=1e-4)
 
 
 def test_whole_lab_on_gpu_names_the_device(tmp_path: Path, run_cli: Callable[..., Any]) -> None:

@@ -32,6 +32,7 @@ from lab2_lightning.models.full_batch import DivergenceError
 from lab2_lightning.models.mlp import LabMLP  # noqa: F401
 from lab2_lightning.utils.atomic import write_json
 from lab2_lightning.utils.errors import LabError
+from lab2_lightning.utils.threads import threads_for
 
 Accelerator = Literal["cpu", "gpu", "cuda", "mps", "auto"]
 
@@ -108,6 +109,13 @@ class LabCLI(LightningCLI):
             default=None,
             help="Shorthand for --trainer.accelerator (cpu, gpu, auto, ...); wins over it when both are given.",
         )
+        parser.add_argument(
+            "--threads",
+            type=int | Literal["auto"],
+            default="auto",
+            help="CPU threads: a number, or auto: one for a data matrix of fewer than 100,000 entries (a second "
+            "thread only spins there), PyTorch's default above.",
+        )
         parser.add_lightning_class_args(StepProgressBar, "progress_bar")
         # Every command takes the same configs, and they set the checkpoints, so every command has the options.
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
@@ -162,6 +170,7 @@ class LabCLI(LightningCLI):
     def after_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         drop_skipped_links(self.model, config.model)
+        torch.set_num_threads(threads_for(config.threads, self.datamodule.train_x.numel()))
 
     def before_fit(self) -> None:
         ckpt_path = self.config.fit.ckpt_path
@@ -244,7 +253,8 @@ def check_checkpoint(path: str, command: str, model: Namespace | None) -> None:
     hparams = checkpoint["hyper_parameters"]
     given = model.init_args.as_dict() if isinstance(model.get("init_args"), Namespace) else {}
     for key, value in given.items():
-        if key in hparams and key not in DATA_LINKS and hparams[key] != value:
+        # None leaves a setting to the model (seeds: from seed_everything), which saves what it chose.
+        if key in hparams and key not in DATA_LINKS and value is not None and hparams[key] != value:
             raise LabError(
                 f"{path}: model.{key} is {hparams[key]!r} in the checkpoint but {value!r} here; resume with the "
                 "options of the run that wrote it"
@@ -378,6 +388,7 @@ def write_results(cli: LabCLI) -> dict[str, Any]:
         "runs": runs,
         "seed": config.seed_everything,
         "data": str(cli.datamodule.source),
+        "threads": torch.get_num_threads(),
         "settings": settings[cli.subcommand] if cli.subcommand else settings,
     }
     path = results_path(cli.trainer)  # on every rank: under DDP, finding the log directory is a collective call

@@ -28,6 +28,7 @@ from lab2_lightning.lab.experiment import Accelerator, LabCLI, build_cli, check_
 from lab2_lightning.lab.report import PUBLISHED, write_report
 from lab2_lightning.models.linalg import pca_scores
 from lab2_lightning.utils.errors import LabError
+from lab2_lightning.utils.threads import Threads
 
 
 def stats(values: list[float]) -> dict[str, float]:
@@ -78,7 +79,9 @@ class AdvanceBar(Callback):
         self.bar.update(1)
 
 
-def build_training(config: Path, log_dir: Path, name: str, accelerator: str, overrides: list[str]) -> LabCLI:
+def build_training(
+    config: Path, log_dir: Path, name: str, accelerator: str, threads: Threads, overrides: list[str]
+) -> LabCLI:
     """One of the lab's trainings (all its members at once), logged to ``log_dir/name``, built but not run."""
     logger = {
         "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
@@ -86,7 +89,8 @@ def build_training(config: Path, log_dir: Path, name: str, accelerator: str, ove
     }
     return build_cli(
         [
-            "--config", str(config), "--accelerator", accelerator, "--trainer.logger", json.dumps(logger),
+            "--config", str(config), "--accelerator", accelerator, "--threads", str(threads),
+            "--trainer.logger", json.dumps(logger),
             "--progress_bar.enabled", "false", *overrides,
         ],
         run=False,
@@ -127,6 +131,7 @@ def run_lab(
     log_dir: Path = Path("lightning_logs"),
     factorise_epochs: int | None = None,
     mlp_epochs: int | None = None,
+    threads: Threads = "auto",
 ) -> dict[str, Any]:
     """Run the whole lab and write the report.
 
@@ -137,6 +142,7 @@ def run_lab(
         log_dir: TensorBoard root; this run's logs go to ``log_dir/lab/version_N``.
         factorise_epochs: override the factorisation's epochs, i.e. full-batch steps (default: the config's 1000).
         mlp_epochs: override the MLP's epochs, i.e. full-batch steps (default: the config's 100).
+        threads: CPU threads: a number, or auto (one for Iris-sized data, where a second thread only spins).
     """
     if seeds < 1:
         raise LabError(f"--seeds must be at least 1, got {seeds}")
@@ -153,17 +159,17 @@ def run_lab(
 
     started = time.perf_counter()
     with quiet_lightning():
-        clis = {"factorise": build_training(configs["factorise"], lab_dir, "factorise", accelerator,
+        clis = {"factorise": build_training(configs["factorise"], lab_dir, "factorise", accelerator, threads,
                                             members + steps(factorise_epochs))}  # fmt: skip
         fact = clis["factorise"]
         other_ranks = [r for r in range(1, fact.datamodule.n_features + 1) if r not in fact.model.ranks]
         if other_ranks:  # seed 0 at every other rank; its rank-2 member is the seeds training's first
             clis["ranks"] = build_training(
-                configs["factorise"], lab_dir, "ranks", accelerator,
+                configs["factorise"], lab_dir, "ranks", accelerator, threads,
                 ["--model.init_args.seeds", "[0]", "--model.init_args.rank", json.dumps(other_ranks),
                  *steps(factorise_epochs)],
             )  # fmt: skip
-        clis["mlp"] = build_training(configs["mlp"], lab_dir, "mlp", accelerator, members + steps(mlp_epochs))
+        clis["mlp"] = build_training(configs["mlp"], lab_dir, "mlp", accelerator, threads, members + steps(mlp_epochs))
         total = sum(cli.trainer.max_steps for cli in clis.values())
         with tqdm(total=total, desc="lab", unit="step", file=sys.stderr, dynamic_ncols=True) as bar:
             results_of: dict[str, dict[str, Any]] = {}
@@ -182,6 +188,7 @@ def run_lab(
         "accelerator": accelerator,
         "factorise_epochs": factorise_epochs,
         "mlp_epochs": mlp_epochs,
+        "threads": threads,
         "tensorboard": str(lab_dir),
     }
     results["commands"] = reproduce_commands(seeds, accelerator, factorise_epochs, mlp_epochs, Path(out))
