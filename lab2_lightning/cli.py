@@ -103,12 +103,16 @@ def headline(results: dict[str, Any]) -> list[str]:
 
 
 def run_headline(model: str | None, run: dict[str, Any]) -> str:
+    """One run's line; the yardsticks (SVD optimum, validation) where the run has them (a config's callbacks add
+    the SVD optimum; ``val_size`` 0 leaves no validation)."""
     if model == "LowRankFactorisation":
-        return (
-            f"seed {run['seed']}, rank {run['rank']}: GD loss {run['gd_loss']:.4f}, SVD optimum {run['svd_loss']:.4f} "
-            f"(gap {100 * run['relative_gap']:+.4f}%)"
-        )
+        line = f"seed {run['seed']}, rank {run['rank']}: GD loss {run['gd_loss']:.4f}"
+        if "svd_loss" in run:
+            line += f", SVD optimum {run['svd_loss']:.4f} (gap {100 * run['relative_gap']:+.4f}%)"
+        return line
     split, name = ("val", "validation") if "val" in run else ("train", "training")
+    if split not in run:
+        return f"seed {run['seed']}: no accuracy measured"
     per_class = ", ".join(
         f"{label} {'n/a' if acc is None else f'{acc:.3f}'}" for label, acc in run[split]["acc_per_class"].items()
     )
@@ -122,6 +126,8 @@ def spread_headline(model: str | None, runs: list[dict[str, Any]]) -> str:
         losses = [run["gd_loss"] for run in runs]
         return f"{seeds}: GD loss {min(losses):.4f} to {max(losses):.4f}"
     split = "val" if "val" in runs[0] else "train"
+    if split not in runs[0]:
+        return f"{seeds}: no accuracy measured"
     accs = [run[split]["acc"] for run in runs]
     return f"{seeds}: {'validation' if split == 'val' else 'training'} accuracy {min(accs):.3f} to {max(accs):.3f}"
 

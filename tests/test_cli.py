@@ -51,16 +51,17 @@ def test_factorise_run_writes_results_and_tensorboard(
 ) -> None:
     returned = run_cli("--config", str(configs / "factorise.yaml"), "--trainer.max_steps", "300")
     results = read_results(tmp_path)
-    assert results["gd_loss"] == returned["gd_loss"]
-    assert results["rank"] == 2 and results["epochs"] == 300 and results["lr"] == 0.01 and results["seed"] == 0
-    assert results["svd_loss"] == pytest.approx(15.2288, abs=5e-5)
-    assert results["relative_gap"] == pytest.approx((results["gd_loss"] - results["svd_loss"]) / results["svd_loss"])
-    assert len(results["principal_angles_deg"]) == 2 and results["map_residual"] >= 0
+    assert results == returned and results["model"] == "LowRankFactorisation"
+    (run,) = results["runs"]
+    assert run["rank"] == 2 and run["epochs"] == 300 and run["lr"] == 0.01 and run["seed"] == 0
+    assert run["svd_loss"] == pytest.approx(15.2288, abs=5e-5)
+    assert run["relative_gap"] == pytest.approx((run["gd_loss"] - run["svd_loss"]) / run["svd_loss"])
+    assert len(run["principal_angles_deg"]) == 2 and run["map_residual"] >= 0
     assert results["settings"]["trainer"]["precision"] == "64-true"
 
     run_dir = tmp_path / "lightning_logs" / "version_0"
     tags = event_tags(run_dir)
-    for tag in ("train/loss", "train/svd_loss", "train/relative_gap", "final/gd_loss", "final/map_residual"):
+    for tag in ("train/loss", "final/gd_loss", "final/svd_loss", "final/relative_gap", "final/map_residual"):
         assert tag in tags["scalars"]
     assert "pca_vs_gd" in tags["images"]
     assert (run_dir / "checkpoints" / "last.ckpt").exists()
@@ -69,7 +70,7 @@ def test_factorise_run_writes_results_and_tensorboard(
 def test_repeated_runs_get_new_versions(tmp_path: Path, configs: Path, run_cli: Callable[..., Any]) -> None:
     for _ in range(2):
         run_cli("--config", str(configs / "factorise.yaml"), "--trainer.max_steps", "2")
-    assert read_results(tmp_path, 1)["epochs"] == 2
+    assert read_results(tmp_path, 1)["runs"][0]["epochs"] == 2
     # A fixed version reuses the directory and its config.yaml without crashing.
     for _ in range(2):
         run_cli(
@@ -88,10 +89,10 @@ def test_a_single_run_prints_its_headline_and_no_banners(tmp_path: Path, configs
         "--progress_bar.enabled", "false", cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    results = read_results(tmp_path)
-    gap = 100 * results["relative_gap"]
+    (run,) = read_results(tmp_path)["runs"]
+    gap = 100 * run["relative_gap"]
     assert done.stdout.splitlines() == [
-        f"seed 0, rank 2: GD loss {results['gd_loss']:.4f}, SVD optimum 15.2288 (gap {gap:+.4f}%)",
+        f"seed 0, rank 2: GD loss {run['gd_loss']:.4f}, SVD optimum 15.2288 (gap {gap:+.4f}%)",
         f"results: {tmp_path / 'lightning_logs' / 'version_0' / 'results.json'}",
     ]
     printed = done.stdout + done.stderr
@@ -102,6 +103,7 @@ def test_a_single_run_prints_its_headline_and_no_banners(tmp_path: Path, configs
 def test_mlp_headline_per_class(tmp_path: Path, configs: Path, capsys: pytest.CaptureFixture[str]) -> None:
     results = run(["fit", "--config", "mlp", "--trainer.max_steps", "10", "--trainer.default_root_dir", str(tmp_path)])
     out = capsys.readouterr().out.splitlines()
+    (results,) = results["runs"]
     val = results["val"]
     per_class = ", ".join(f"{name} {acc:.3f}" for name, acc in val["acc_per_class"].items())
     assert out[0] == (
@@ -136,7 +138,7 @@ def test_print_config_round_trip(
     saved = tmp_path / "printed.yaml"
     saved.write_text(printed)
     results = run_cli("--config", str(saved), "--trainer.max_steps", "5")
-    assert results["rank"] == 3 and results["epochs"] == 5
+    assert results["runs"][0]["rank"] == 3 and results["runs"][0]["epochs"] == 5
 
 
 @pytest.mark.parametrize(
@@ -182,7 +184,7 @@ def test_model_chosen_by_short_name(tmp_path: Path, run_cli: Callable[..., Any])
         "--model", "LowRankFactorisation", "--model.rank", "1", "--trainer.max_steps", "3",
         "--trainer.precision", "64-true",
     )  # fmt: skip
-    assert results["model"] == "LowRankFactorisation" and results["rank"] == 1
+    assert results["model"] == "LowRankFactorisation" and results["runs"][0]["rank"] == 1
 
 
 def test_validate_a_checkpoint(tmp_path: Path, configs: Path, run_cli: Callable[..., Any]) -> None:
@@ -192,7 +194,7 @@ def test_validate_a_checkpoint(tmp_path: Path, configs: Path, run_cli: Callable[
         ["validate", "--config", "mlp", "--ckpt_path", str(checkpoint), "--trainer.default_root_dir", str(tmp_path),
          "--trainer.logger", "false"]
     )  # fmt: skip
-    assert metrics["val/acc"] == pytest.approx(results["val"]["acc"])
+    assert metrics["val/acc"] == pytest.approx(results["runs"][0]["val"]["acc"])
 
 
 # ------------------------------------------------------------------------------------ configs by name
@@ -200,13 +202,13 @@ def test_validate_a_checkpoint(tmp_path: Path, configs: Path, run_cli: Callable[
 
 def test_packaged_config_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: Callable[..., Any]) -> None:
     monkeypatch.chdir(tmp_path)  # no configs/ here
-    assert run_cli("--config", "factorise", "--trainer.max_steps", "2")["rank"] == 2
-    assert run_cli("--config", "factorise.yaml", "--trainer.max_steps", "2")["rank"] == 2
+    assert run_cli("--config", "factorise", "--trainer.max_steps", "2")["runs"][0]["rank"] == 2
+    assert run_cli("--config", "factorise.yaml", "--trainer.max_steps", "2")["runs"][0]["rank"] == 2
     # A file of that name in the working directory is a path, and wins.
     (tmp_path / "factorise.yaml").write_text(
         "model:\n  class_path: lab2_lightning.LowRankFactorisation\n  init_args:\n    rank: 1\n"
     )
-    assert run_cli("--config", "factorise.yaml", "--trainer.max_steps", "2")["rank"] == 1
+    assert run_cli("--config", "factorise.yaml", "--trainer.max_steps", "2")["runs"][0]["rank"] == 1
 
 
 def test_unknown_config_name(cli_error: Callable[..., str]) -> None:
@@ -316,12 +318,12 @@ def test_fit_ckpt_path_last_continues_the_newest_run(
     run_cli(*args, "--trainer.max_steps", "200")
     resumed = run_cli(*args, "--trainer.max_steps", "300", "--ckpt_path", "last")
     assert [p.name for p in (tmp_path / "lightning_logs").iterdir()] == ["version_0"]  # the same run directory
-    assert read_results(tmp_path)["epochs"] == resumed["epochs"] == 300
+    assert read_results(tmp_path)["runs"][0]["epochs"] == resumed["runs"][0]["epochs"] == 300
     straight = run(
         ["fit", *args, "--trainer.max_steps", "300", "--trainer.default_root_dir", str(tmp_path / "straight"),
          "--progress_bar.enabled", "false"]
     )  # fmt: skip
-    assert json.dumps(resumed["gd_loss"]) == json.dumps(straight["gd_loss"])
+    assert json.dumps(resumed["runs"]) == json.dumps(straight["runs"])
 
 
 def test_resume_with_other_settings_is_refused(

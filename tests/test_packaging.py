@@ -85,11 +85,6 @@ def test_lab2_fit_on_a_packaged_config_from_an_empty_directory(venv: Path, tmp_p
     assert done.stdout.splitlines()[-1] == f"results: {tmp_path / 'lightning_logs' / 'version_0' / 'results.json'}"
 
 
-@pytest.mark.xfail(
-    reason="until lab/sweep.py reads the packaged configs and runs build_cli(['fit', ...]), and the models log the "
-    "loss of every step (5 steps log no train/loss today): then delete this mark",
-    strict=False,
-)
 def test_lab2_lab_from_an_empty_directory(venv: Path, tmp_path: Path) -> None:
     done = sh(venv / "lab2", "lab", "--seeds", "1", "--factorise_epochs", "5", "--mlp_epochs", "5", "--out", "reports",
               cwd=tmp_path)  # fmt: skip

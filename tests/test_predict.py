@@ -7,9 +7,8 @@ import csv
 import shlex
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import lightning.pytorch as pl
 import pytest
 import torch
 
@@ -17,42 +16,11 @@ from lab2_lightning.callbacks.prediction_writer import prediction_table
 from lab2_lightning.cli import run
 from lab2_lightning.data.table import align_columns, packaged_iris
 from lab2_lightning.models.checkpoints import load_checkpoint
-from lab2_lightning.models.mlp import LabMLP
 from lab2_lightning.utils.errors import LabError
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["Iris-setosa", "Iris-versicolor", "Iris-virginica"]
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-
-
-class ContractMLP(LabMLP):
-    """Stand-in for the model side's part of the contract, used only while ``LabMLP`` has no ``predict_step``:
-    ``feature_names`` in the hyperparameters, and ``predict_step`` returning probabilities (members, rows,
-    classes) after putting the columns in order and applying the stored normalisation."""
-
-    def __init__(
-        self,
-        n_features: int = 4,
-        n_classes: int = 3,
-        hidden: int = 12,
-        lr: float = 0.01,
-        bias: Literal["scalar", "per_unit"] = "scalar",
-        reduction: Literal["sum", "mean"] = "sum",
-        class_names: list[str] | None = None,
-        feature_names: list[str] | None = None,
-    ) -> None:
-        super().__init__(n_features, n_classes, hidden, lr, bias, reduction, class_names)
-
-    def predict_step(self, batch: dict[str, Any], batch_idx: int = 0) -> torch.Tensor:
-        x = align_columns(
-            batch["x"], batch["columns"], self.hparams.feature_names, self.hparams.n_features, batch["source"]
-        )
-        x = (x.to(self.W1.dtype) - self.input_shift) / self.input_scale
-        return torch.softmax(self(x), dim=-1)[None]
-
-
-HAS_PREDICT_STEP = LabMLP.predict_step is not pl.LightningModule.predict_step
-MODEL = "lab2_lightning.LabMLP" if HAS_PREDICT_STEP else f"{__name__}.ContractMLP"
 
 
 def iris_rows() -> list[list[str]]:
@@ -67,7 +35,7 @@ def write_csv(path: Path, rows: list[list[str]], header: list[str] | None = None
 def train_mlp(root: Path, data: Path | None = None) -> Path:
     """A short MLP run (with the data's header, if any, as its feature names); returns its last checkpoint."""
     run(
-        ["fit", "--config", "mlp", "--model", MODEL, "--trainer.max_steps", "20", "--trainer.default_root_dir",
+        ["fit", "--config", "mlp", "--trainer.max_steps", "20", "--trainer.default_root_dir",
          str(root), "--progress_bar.enabled", "false", *(["--data.path", str(data)] if data else [])]
     )  # fmt: skip
     (checkpoint,) = root.glob("lightning_logs/version_*/checkpoints/last.ckpt")
@@ -200,6 +168,21 @@ def test_checkpoint_of_the_other_model(tmp_path: Path, configs: Path, run_cli: C
     assert line == f"error: {checkpoint}: {expected}"
 
 
+def test_a_model_of_several_seeds_predicts_in_long_format(tmp_path: Path, positional: Path) -> None:
+    """One row per seed and input row, with a ``seed`` column; seed 0's rows are those of a model of seed 0 alone."""
+    run(
+        ["fit", "--config", "mlp", "--model.init_args.seeds", "[0, 1]", "--trainer.max_steps", "20",
+         "--trainer.default_root_dir", str(tmp_path), "--progress_bar.enabled", "false"]
+    )  # fmt: skip
+    (checkpoint,) = tmp_path.glob("lightning_logs/version_*/checkpoints/last.ckpt")
+    new = write_csv(tmp_path / "new.csv", [row[:4] for row in iris_rows()[::30]])
+    both = predict(checkpoint, new, tmp_path / "both.csv")
+    alone = predict(positional, new, tmp_path / "alone.csv")
+    assert list(both[0]) == ["line", "seed", "predicted", *(f"p_{name}" for name in CLASSES)]
+    assert [row["seed"] for row in both] == ["0"] * len(alone) + ["1"] * len(alone)
+    assert [{k: v for k, v in row.items() if k != "seed"} for row in both[: len(alone)]] == alone
+
+
 def test_several_members_are_written_in_long_format() -> None:
     probabilities = torch.tensor([[[0.7, 0.3], [0.2, 0.8]], [[0.4, 0.6], [0.9, 0.1]]], dtype=torch.float64)
     frame = prediction_table(torch.tensor([3, 5]), probabilities, ["a", "b"], [7, 8])
@@ -223,7 +206,6 @@ def test_align_columns() -> None:
         align_columns(x, None, None, 2, "f")
 
 
-@pytest.mark.xfail(not HAS_PREDICT_STEP, reason="LabMLP has no predict_step yet (the model side's part)", strict=True)
 def test_the_readme_prediction_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The README's commands as written, in an empty directory: its example used to name a checkpoint path that
     ``make lab`` does not make."""
