@@ -145,3 +145,16 @@ def test_mlp_run_through_main(tmp_path: Path, configs: Path, run_cli: Callable[.
 def test_lab_sheet_config_uses_mean_reduction(configs: Path, run_cli: Callable[..., dict[str, Any]]) -> None:
     (run,) = run_cli("--config", str(configs / "mlp_mean.yaml"), "--trainer.max_steps", "3")["runs"]
     assert run["reduction"] == "mean" and run["epochs"] == 3 and run["bias"] == "scalar"
+
+
+def test_checkpoints_kept_by_validation_accuracy(tmp_path: Path, run_cli: Callable[..., dict[str, Any]]) -> None:
+    """``--checkpoint.monitor val/acc`` sees the validation accuracy (the mean over the members) and keeps the best."""
+    run_cli("--config", "mlp", "--checkpoint.monitor", "val/acc", "--checkpoint.mode", "max",
+            "--checkpoint.save_top_k", "2", "--checkpoint.every_n_epochs", "1")  # fmt: skip
+    folder = tmp_path / "lightning_logs" / "version_0" / "checkpoints"
+    kept = {path.name for path in folder.iterdir()} - {"last.ckpt"}
+    assert len(kept) == 2, kept
+    states = torch.load(folder / "last.ckpt", weights_only=True)["callbacks"]
+    (state,) = [value for key, value in states.items() if key.startswith("ModelCheckpoint")]
+    assert {Path(path).name for path in state["best_k_models"]} == kept
+    assert all(0 < float(score) <= 1 for score in state["best_k_models"].values())  # accuracies
