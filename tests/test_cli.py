@@ -280,10 +280,18 @@ def test_progress_bar_switch(configs: Path, cli_error: Callable[..., str]) -> No
     assert "use --progress_bar.enabled false" in line or "with --progress_bar.enabled false" in line
 
 
-def test_log_every_n_steps_zero(configs: Path, cli_error: Callable[..., str]) -> None:
-    """It used to end with a ZeroDivisionError traceback."""
-    line = cli_error("--config", str(configs / "factorise.yaml"), "--trainer.log_every_n_steps", "0")
-    assert line == "error: trainer.log_every_n_steps must be at least 1, got 0"
+def test_log_every_n_steps_zero(
+    tmp_path: Path, configs: Path, run_cli: Callable[..., Any], cli_error: Callable[..., str]
+) -> None:
+    """It used to end with a ZeroDivisionError traceback. 0 is Lightning's "never"; every step is still a point."""
+    run_cli(
+        "--config", str(configs / "factorise.yaml"), "--trainer.log_every_n_steps", "0", "--trainer.max_steps", "20"
+    )
+    events = EventAccumulator(str(tmp_path / "lightning_logs" / "version_0"), size_guidance={"scalars": 0})
+    events.Reload()
+    assert [event.step for event in events.Scalars("train/loss")] == list(range(1, 21))
+    line = cli_error("--config", str(configs / "factorise.yaml"), "--trainer.log_every_n_steps", "-1")
+    assert line == "error: trainer.log_every_n_steps must be 0 or more, got -1"
 
 
 def test_a_command_lightning_refuses(

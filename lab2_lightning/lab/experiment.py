@@ -220,9 +220,10 @@ def check_length(max_steps: int, max_epochs: int | None) -> None:
 
 
 def check_logging(log_every_n_steps: int | None) -> None:
-    """Refuse a logging interval below 1 in one line: the models and the loss-curve callback divide by it."""
-    if log_every_n_steps is not None and log_every_n_steps < 1:
-        raise LabError(f"trainer.log_every_n_steps must be at least 1, got {log_every_n_steps}")
+    """Refuse a negative logging interval in one line. 0 is Lightning's "never" for what it logs itself; the models
+    write every step's loss to TensorBoard on their own (in bulk), whatever the interval."""
+    if log_every_n_steps is not None and log_every_n_steps < 0:
+        raise LabError(f"trainer.log_every_n_steps must be 0 or more, got {log_every_n_steps}")
 
 
 def resume_last(config: Namespace) -> None:
