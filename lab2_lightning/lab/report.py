@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -164,18 +165,33 @@ def render_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_report(results: dict[str, Any], out: Path) -> dict[str, Figure]:
+DPI = 110
+
+
+def png(figure: Figure) -> bytes:
+    """The figure as PNG bytes, then closed: drawn once, for the report's file and for TensorBoard alike."""
+    buffer = io.BytesIO()
+    try:
+        figure.savefig(buffer, format="png", dpi=DPI)
+    finally:
+        plt.close(figure)
+    return buffer.getvalue()
+
+
+def write_report(results: dict[str, Any], out: Path) -> dict[str, bytes]:
     """Write ``results.json``, the PNG figures and ``lab2.md`` into ``out``, each atomically.
 
-    Returns the figures, still open, so the caller can also send them to TensorBoard.
+    Everything that can fail on bad results (the Markdown, drawing the figures) fails before a file is touched.
+    Returns the figures' PNG bytes by file stem, so the caller can also send them to TensorBoard without drawing
+    them again.
     """
-    markdown = render_markdown(results)  # everything that can fail on bad results fails before a file is touched
-    figures = make_figures(results)
-    for stem, figure in figures.items():
-        atomic_write(out / f"{stem}.png", lambda tmp, fig=figure: fig.savefig(tmp, format="png", dpi=110))
+    markdown = render_markdown(results)
+    images = {stem: png(figure) for stem, figure in make_figures(results).items()}
+    for stem, image in images.items():
+        atomic_write(out / f"{stem}.png", lambda tmp, image=image: tmp.write_bytes(image))
     write_json(out / "results.json", results)
     write_text(out / "lab2.md", markdown)
-    return figures
+    return images
 
 
 def main(args: list[str] | None = None) -> Path:
@@ -191,10 +207,8 @@ def main(args: list[str] | None = None) -> Path:
             raise LabError(f"{options.results}: not a readable results.json ({type(err).__name__})") from None
         out = options.out or options.results.parent
         try:
-            figures = write_report(results, out)
+            write_report(results, out)
         except (KeyError, TypeError) as err:
             raise LabError(f"{options.results}: not a whole-lab results.json (missing {err})") from None
-    for figure in figures.values():
-        plt.close(figure)
     print(f"report: {out / 'lab2.md'} ({dt.datetime.now():%Y-%m-%d %H:%M})")
     return out / "lab2.md"

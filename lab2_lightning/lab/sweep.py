@@ -7,6 +7,7 @@ Exercise 1 at every other rank; the report gives the spread over seeds beside th
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import platform
@@ -19,8 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import PIL.Image
 import torch
 from lightning.pytorch.callbacks import Callback
+from tensorboard.compat.proto.summary_pb2 import Summary
+from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from lab2_lightning.configs import path as config_path
@@ -79,10 +83,20 @@ class AdvanceBar(Callback):
         self.bar.update(1)
 
 
+LAB_CALLBACKS = {
+    "factorise": [{"class_path": "lab2_lightning.callbacks.EckartYoungComparison", "init_args": {"figure": False}}],
+    "mlp": [],
+}
+
+
 def build_training(
     config: Path, log_dir: Path, name: str, accelerator: str, threads: Threads, overrides: list[str]
 ) -> LabCLI:
-    """One of the lab's trainings (all its members at once), logged to ``log_dir/name``, built but not run."""
+    """One of the lab's trainings (all its members at once), logged to ``log_dir/name``, built but not run.
+
+    The config's callbacks are replaced by :data:`LAB_CALLBACKS`: the yardsticks, without the figures of each
+    training, since the report draws its own once and sends them to TensorBoard.
+    """
     logger = {
         "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
         "init_args": {"save_dir": str(log_dir), "name": "", "version": name},
@@ -90,7 +104,7 @@ def build_training(
     return build_cli(
         [
             "--config", str(config), "--accelerator", accelerator, "--threads", str(threads),
-            "--trainer.logger", json.dumps(logger),
+            "--trainer.logger", json.dumps(logger), "--trainer.callbacks", json.dumps(LAB_CALLBACKS[config.stem]),
             "--progress_bar.enabled", "false", *overrides,
         ],
         run=False,
@@ -192,8 +206,8 @@ def run_lab(
         "tensorboard": str(lab_dir),
     }
     results["commands"] = reproduce_commands(seeds, accelerator, factorise_epochs, mlp_epochs, Path(out))
-    figures = write_report(results, Path(out))
-    log_figures(figures, lab_dir / "summary")
+    images = write_report(results, Path(out))
+    log_figures(images, lab_dir / "summary")
     return results
 
 
@@ -273,13 +287,14 @@ def reproduce_commands(
     return [run, f"python scripts/report.py {out / 'results.json'}"]
 
 
-def log_figures(figures: dict[str, Any], log_dir: Path) -> None:
-    """Send the report's figures to TensorBoard too, under ``lab/version_N/summary``."""
-    from torch.utils.tensorboard import SummaryWriter
-
+def log_figures(images: dict[str, bytes], log_dir: Path) -> None:
+    """Send the report's figures to TensorBoard too, under ``lab/version_N/summary``: the PNG bytes of the report's
+    files themselves, as image summaries, rather than the figures drawn a second time."""
     writer = SummaryWriter(str(log_dir))
     try:
-        for tag, figure in figures.items():
-            writer.add_figure(tag, figure, close=True)
+        for tag, image in images.items():
+            width, height = PIL.Image.open(io.BytesIO(image)).size
+            picture = Summary.Image(height=height, width=width, colorspace=4, encoded_image_string=image)
+            writer.file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=picture)]))
     finally:
         writer.close()
