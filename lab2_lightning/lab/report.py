@@ -196,7 +196,9 @@ def write_report(results: dict[str, Any], out: Path) -> dict[str, bytes]:
 
 def main(args: list[str] | None = None) -> Path:
     """``python scripts/report.py reports/results.json``: rebuild the report from saved results."""
-    parser = argparse.ArgumentParser(description="Rebuild the lab report from a saved results.json (no training).")
+    parser = argparse.ArgumentParser(
+        description="Rebuild the lab report from a saved results.json (no training).", allow_abbrev=False
+    )
     parser.add_argument("results", type=Path, help="results.json written by the whole-lab run")
     parser.add_argument("--out", type=Path, help="output directory (default: beside results.json)")
     options = parser.parse_args(args)
