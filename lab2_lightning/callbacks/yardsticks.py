@@ -75,6 +75,7 @@ class EckartYoungComparison(Callback):
                 pl_module.factors(0)[0].double().cpu().numpy(),
                 trainer.datamodule.train_y.numpy(),
                 trainer.datamodule.class_names,
+                card=True,
             )
             loggers.figure(0, "pca_vs_gd", figure, trainer.global_step)
 

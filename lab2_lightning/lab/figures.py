@@ -15,13 +15,13 @@ def loss_curves_figure(gd_curve: Curve, svd_loss: float, mlp_curves: dict[str, C
     """Exercise 1's GD loss above the SVD optimum, and Exercise 2's training and validation loss, per step."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     left.plot(gd_curve["step"], np.asarray(gd_curve["value"]) - svd_loss, label="train/loss − SVD optimum")
-    left.set(yscale="log", title="Exercise 1: distance to the Eckart–Young optimum", xlabel="step (lab epoch)")
+    left.set(yscale="log", title="Exercise 1 (seed 0): distance to the optimum", xlabel="step (lab epoch)")
     left.legend()
     # Labelled with their TensorBoard tags: train/loss is computed in each step, val/loss after every 10th.
     labels = {"train/loss": "train/loss (in each step)", "val/loss": "val/loss (after the step)"}
     for key, curve in mlp_curves.items():
         right.plot(curve["step"], curve["value"], "o-" if key == "val/loss" else "-", ms=3, label=labels.get(key, key))
-    right.set(yscale="log", title="Exercise 2: cross-entropy", xlabel="step (lab epoch)")
+    right.set(yscale="log", title="Exercise 2 (seed 0): cross-entropy", xlabel="step (lab epoch)")
     right.legend()
     fig.tight_layout()
     return fig

@@ -83,8 +83,12 @@ class AdvanceBar(Callback):
         self.bar.update(1)
 
 
+_YARDSTICKS = "lab2_lightning.callbacks.EckartYoungComparison"
+# Each training's callbacks, in place of its config's: the yardsticks, and one figure of its own for TensorBoard,
+# seed 0's PCA figure at card size (the report draws its figures once and sends them to TensorBoard too).
 LAB_CALLBACKS = {
-    "factorise": [{"class_path": "lab2_lightning.callbacks.EckartYoungComparison", "init_args": {"figure": False}}],
+    "factorise": [{"class_path": _YARDSTICKS}],
+    "ranks": [{"class_path": _YARDSTICKS, "init_args": {"figure": False}}],
     "mlp": [],
 }
 
@@ -94,8 +98,7 @@ def build_training(
 ) -> LabCLI:
     """One of the lab's trainings (all its members at once), logged to ``log_dir/name``, built but not run.
 
-    The config's callbacks are replaced by :data:`LAB_CALLBACKS`: the yardsticks, without the figures of each
-    training, since the report draws its own once and sends them to TensorBoard.
+    The config's callbacks are replaced by the training's :data:`LAB_CALLBACKS`.
     """
     logger = {
         "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
@@ -104,7 +107,7 @@ def build_training(
     return build_cli(
         [
             "--config", str(config), "--accelerator", accelerator, "--threads", str(threads),
-            "--trainer.logger", json.dumps(logger), "--trainer.callbacks", json.dumps(LAB_CALLBACKS[config.stem]),
+            "--trainer.logger", json.dumps(logger), "--trainer.callbacks", json.dumps(LAB_CALLBACKS[name]),
             "--progress_bar.enabled", "false", *overrides,
         ],
         run=False,
@@ -176,11 +179,10 @@ def run_lab(
         clis = {"factorise": build_training(configs["factorise"], lab_dir, "factorise", accelerator, threads,
                                             members + steps(factorise_epochs))}  # fmt: skip
         fact = clis["factorise"]
-        other_ranks = [r for r in range(1, fact.datamodule.n_features + 1) if r not in fact.model.ranks]
-        if other_ranks:  # seed 0 at every other rank; its rank-2 member is the seeds training's first
-            clis["ranks"] = build_training(
+        ranks = list(range(1, fact.datamodule.n_features + 1))  # seed 0 at every rank, zero-padded to the largest
+        clis["ranks"] = build_training(
                 configs["factorise"], lab_dir, "ranks", accelerator, threads,
-                ["--model.init_args.seeds", "[0]", "--model.init_args.rank", json.dumps(other_ranks),
+                ["--model.init_args.seeds", "[0]", "--model.init_args.rank", json.dumps(ranks),
                  *steps(factorise_epochs)],
             )  # fmt: skip
         clis["mlp"] = build_training(configs["mlp"], lab_dir, "mlp", accelerator, threads, members + steps(mlp_epochs))
@@ -205,7 +207,7 @@ def run_lab(
         "threads": threads,
         "tensorboard": str(lab_dir),
     }
-    results["commands"] = reproduce_commands(seeds, accelerator, factorise_epochs, mlp_epochs, Path(out))
+    results["commands"] = reproduce_commands(seeds, accelerator, factorise_epochs, mlp_epochs, Path(out), Path(log_dir))
     images = write_report(results, Path(out))
     log_figures(images, lab_dir / "summary")
     return results
@@ -240,7 +242,7 @@ def summarise(results_of: dict[str, dict[str, Any]], clis: dict[str, LabCLI]) ->
             "map_residual": factorise[0]["map_residual"],
         },
     }
-    sweep = sorted([factorise[0], *results_of.get("ranks", {"runs": []})["runs"]], key=lambda run: run["rank"])
+    sweep = results_of["ranks"]["runs"]
     rank_sweep = [
         {
             "rank": run["rank"],
@@ -271,20 +273,21 @@ def summarise(results_of: dict[str, dict[str, Any]], clis: dict[str, LabCLI]) ->
 
 
 def reproduce_commands(
-    seeds: int, accelerator: str, factorise_epochs: int | None, mlp_epochs: int | None, out: Path
+    seeds: int, accelerator: str, factorise_epochs: int | None, mlp_epochs: int | None, out: Path, log_dir: Path
 ) -> list[str]:
     """The commands that rebuild this report: the run itself, then the report alone from its results.json."""
-    run = "python scripts/train.py"
+    run = "lab2 lab"
     for flag, value, default in (
         ("--accelerator", accelerator, "auto"),
         ("--seeds", seeds, 10),
         ("--factorise_epochs", factorise_epochs, None),
         ("--mlp_epochs", mlp_epochs, None),
         ("--out", str(out), "reports"),
+        ("--log_dir", str(log_dir), "lightning_logs"),
     ):
         if value != default:
             run += f" {flag} {value}"
-    return [run, f"python scripts/report.py {out / 'results.json'}"]
+    return [run, f"lab2 report {out / 'results.json'}"]
 
 
 def log_figures(images: dict[str, bytes], log_dir: Path) -> None:
@@ -295,6 +298,7 @@ def log_figures(images: dict[str, bytes], log_dir: Path) -> None:
         for tag, image in images.items():
             width, height = PIL.Image.open(io.BytesIO(image)).size
             picture = Summary.Image(height=height, width=width, colorspace=4, encoded_image_string=image)
-            writer.file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=picture)]))
+            summary = Summary(value=[Summary.Value(tag=f"summary/{tag}", image=picture)])  # one section of its own
+            writer.file_writer.add_summary(summary)
     finally:
         writer.close()

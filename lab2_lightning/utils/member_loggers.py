@@ -88,8 +88,12 @@ class MemberLoggers:
                 writer = self._writer(index, member)
                 for tag, value in metrics.items():
                     writer.add_scalar(tag, value, step)
-                for summary in hparams(params, metrics):
-                    writer.file_writer.add_summary(summary)
+                # The session's summaries only, not the experiment's: TensorBoard takes the first experiment summary it
+                # finds as the whole log folder's list of columns, which would hide the other exercise's metrics
+                # (and its rows' values); without one, it gathers the columns of every run it sees.
+                _, start, end = hparams(params, metrics)
+                writer.file_writer.add_summary(start)
+                writer.file_writer.add_summary(end)
             else:
                 logger.log_hyperparams({"member": self.names[member], **params}, metrics)
 
