@@ -9,15 +9,18 @@ import numpy as np
 from matplotlib.figure import Figure
 
 
-def _scatter_by_class(ax, points: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> None:
+def _scatter_by_class(
+    ax, points: np.ndarray, labels: np.ndarray, class_names: Sequence[str], legend: bool = True, size: float = 12
+) -> None:
     y = points[:, 1] if points.shape[1] > 1 else np.zeros(len(points))
     if not class_names:
-        ax.scatter(points[:, 0], y, s=12)
+        ax.scatter(points[:, 0], y, s=size)
         return
     for k, name in enumerate(class_names):
         chosen = labels == k
-        ax.scatter(points[chosen, 0], y[chosen], s=12, label=name)
-    ax.legend(fontsize="small")
+        ax.scatter(points[chosen, 0], y[chosen], s=size, label=name)
+    if legend:
+        ax.legend(fontsize="small")
 
 
 def pca_vs_gd_figure(
@@ -25,17 +28,23 @@ def pca_vs_gd_figure(
 ) -> Figure:
     """Exercise 1.3: the data on the first two principal axes beside the rows of GD's U, coloured by class.
 
-    ``card``: small (4.6 x 2.5 inches, to be drawn at 72 dpi) with small type, for TensorBoard, whose image cards
-    show about 330 pixels across; otherwise the report's size.
+    ``card``: small (4.6 x 2.5 inches, drawn at 72 dpi), with short titles and one legend under the panels, for
+    TensorBoard, whose image cards show about 330 pixels across; otherwise the report's size.
     """
-    size, text = ((4.6, 2.5), 8) if card else ((7, 3.4), None)
-    with plt.rc_context({"font.size": text} if text else {}):
-        fig, (left, right) = plt.subplots(1, 2, figsize=size)
-        _scatter_by_class(left, scores, labels, class_names)
-        left.set(title="Data on the first two principal axes", xlabel="PC 1", ylabel="PC 2")
-        _scatter_by_class(right, U, labels, class_names)
-        right.set(title="Rows of U (gradient descent)", xlabel="U[:, 0]", ylabel="U[:, 1]")
-        fig.tight_layout()
+    titles = ("PCA: first two axes", "Rows of GD's U") if card else (
+        "Data on the first two principal axes", "Rows of U (gradient descent)"
+    )  # fmt: skip
+    with plt.rc_context({"font.size": 8} if card else {}):
+        fig, (left, right) = plt.subplots(1, 2, figsize=(4.6, 2.7) if card else (7, 3.4))
+        _scatter_by_class(left, scores, labels, class_names, legend=not card, size=6 if card else 12)
+        left.set(title=titles[0], xlabel="PC 1", ylabel="PC 2")
+        _scatter_by_class(right, U, labels, class_names, legend=not card, size=6 if card else 12)
+        right.set(title=titles[1], xlabel="U[:, 0]", ylabel="U[:, 1]")
+        if card and class_names:
+            fig.legend(*left.get_legend_handles_labels(), loc="lower center", ncol=len(class_names), frameon=False)
+            fig.tight_layout(rect=(0, 0.08, 1, 1))
+        else:
+            fig.tight_layout()
     if card:
         fig.set_dpi(72)
     return fig
