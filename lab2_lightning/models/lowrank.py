@@ -24,15 +24,20 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-CPU_BLOCK_BYTES = 4 * 2**20  # a block of A this size is still in cache when its second product reads it
+# A block of A this size per thread is still in cache when its second product reads it. Measured on 2 threads of an
+# AMD EPYC with 1 MiB of L2 a core, 20000 x 2000: 2 MiB blocks were within 10% of the fastest block size at rank
+# 16 and 64 in float32 and rank 16 in float64, 15-20% faster than 8 MiB blocks at rank 64 and in float64, and
+# 20-40% faster than the two products over the whole of A.
+CPU_BLOCK_BYTES_PER_THREAD = 2**20
 
 
 def default_block_rows(A: torch.Tensor) -> int:
-    """Rows per block: about :data:`CPU_BLOCK_BYTES` of A on a CPU; the whole matrix elsewhere, where a GEMM
-    over all of A runs near the memory bandwidth and blocks cost launches."""
+    """Rows per block: :data:`CPU_BLOCK_BYTES_PER_THREAD` of A per thread on a CPU; the whole matrix elsewhere,
+    where a GEMM over all of A runs near the memory bandwidth and blocks cost launches."""
     if A.device.type != "cpu":
         return A.shape[0]
-    return max(1, CPU_BLOCK_BYTES // max(1, A.shape[1] * A.element_size()))
+    block_bytes = CPU_BLOCK_BYTES_PER_THREAD * torch.get_num_threads()
+    return max(1, block_bytes // max(1, A.shape[1] * A.element_size()))
 
 
 def squared_norm(A: torch.Tensor, block_rows: int | None = None) -> torch.Tensor:
