@@ -11,9 +11,10 @@ the whole of A; on a CPU they run over blocks of rows small enough to stay in ca
 products while it is there, so A comes from main memory once per step.
 
 The price is precision: near a good fit L is a small difference of terms of size ‖A‖², so in float32 the loss
-carries an absolute error of a few float32 epsilons of ‖A‖² (the products' own rounding), where a residual formed
-entry by entry would be relatively exact. ‖A‖², the traces and the r x r Gram matrices are accumulated in float64
-so that this error is all there is; the gradients are as accurate as autograd's.
+carries an absolute error of a few tenths of eps ‖A‖² (the rounding of the float32 product A V), where a residual
+formed entry by entry would be relatively exact. ‖A‖², the traces and the r x r Gram matrices are accumulated in
+float64 so that this error is all there is (the same expansion summed in float32 is off by several eps ‖A‖²); the
+gradients' rounding is of the order of autograd's.
 
 Several factorisations of the same A (seeds, or ranks zero-padded to the largest) are a batch: U (B, m, r) and
 V (B, n, r) give one loss per member, and the members' columns are concatenated so A is still read once per GEMM.
