@@ -92,8 +92,7 @@ def plain_mlp_with_validation(data: IrisDataModule, steps: int, every: int, lr: 
 
 
 class LoopTimer(Callback):
-    """The training loop's wall time, from ``on_train_start`` to ``on_train_end`` (callbacks run before the
-    module's own ``on_train_end``, so the final analysis and figures are not in it)."""
+    """The training loop's wall time, from ``on_train_start`` to ``on_train_end``."""
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.start = time.perf_counter()
@@ -102,14 +101,16 @@ class LoopTimer(Callback):
         self.seconds = time.perf_counter() - self.start
 
 
-def lightning_seconds(config: str, log_dir: Path) -> tuple[float, float]:
-    """The training loop's and the whole ``fit``'s seconds for a config as a user runs it: TensorBoard logging,
-    the progress bar, validation and checkpoints as the config sets them."""
-    from lab2_lightning.cli import build_cli
+def lightning_seconds(config: str, seeds: int, log_dir: Path) -> tuple[float, float]:
+    """The training loop's and the whole ``fit``'s seconds for a packaged config as a user runs it (TensorBoard
+    logging of every step, the progress bar, validation and checkpoints as the config sets them), with its model
+    holding ``seeds`` members."""
+    from lab2_lightning.lab.experiment import build_cli
 
     cli = build_cli(
-        ["--config", str(CONFIGS / config), "--trainer.default_root_dir", str(log_dir),
-         "--trainer.callbacks+=__main__.LoopTimer"]
+        ["--config", config, "--trainer.default_root_dir", str(log_dir), "--trainer.callbacks+=__main__.LoopTimer",
+         "--model.init_args.seeds", str(list(range(seeds)))],
+        run=False,
     )  # fmt: skip
     start = time.perf_counter()
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
@@ -118,41 +119,81 @@ def lightning_seconds(config: str, log_dir: Path) -> tuple[float, float]:
 
 
 def bench_overhead(repeats: int) -> list[dict[str, Any]]:
+    """(a) one seed, and (a') ten seeds in one batched training, against as many runs of the lab's plain loops.
+    Both sides at one CPU thread, which the CLI chooses for Iris (``--threads auto``)."""
     from lab2_lightning.data.datamodule import IrisDataModule
     from lab2_lightning.models.reference import gd_factorise_ad
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     rows = []
     iris = IrisDataModule(preprocessing="centre")
     lab = IrisDataModule(preprocessing="lab", val_size=50)
+    experiments = (
+        ("factorisation", "factorise", 1000, lambda: gd_factorise_ad(iris.train_x, 2)),
+        ("MLP, validation every 10 steps", "mlp", 100, lambda: plain_mlp_with_validation(lab, 100, 10)),
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        for name, config, steps, plain in (
-            ("factorisation, 1000 steps", "factorise.yaml", 1000, lambda: gd_factorise_ad(iris.train_x, 2)),
-            ("MLP, 100 steps, validation every 10", "mlp.yaml", 100, lambda: plain_mlp_with_validation(lab, 100, 10)),
-        ):
-            fits: list[float] = []
+        for seeds in (1, 10):
+            for name, config, steps, plain in experiments:
+                fits: list[float] = []
 
-            def baseline(plain: Callable[[], object] = plain) -> None:
-                torch.manual_seed(0)
-                plain()
+                def baseline(plain: Callable[[], object] = plain, seeds: int = seeds) -> None:
+                    for seed in range(seeds):
+                        torch.manual_seed(seed)
+                        plain()
 
-            def loop(config: str = config, fits: list[float] = fits) -> float:
-                seconds, fit = lightning_seconds(config, Path(tmp))
-                fits.append(fit)
-                return seconds
+                def loop(config: str = config, seeds: int = seeds, fits: list[float] = fits) -> float:
+                    seconds, fit = lightning_seconds(config, seeds, Path(tmp))
+                    fits.append(fit)
+                    return seconds
 
-            base = timings(baseline, repeats)
-            ours = timings(loop, repeats)
-            rows.append(
-                {
-                    "experiment": name,
-                    "plain_ms_per_step": 1e3 * base["median"] / steps,
-                    "lightning_ms_per_step": 1e3 * ours["median"] / steps,
-                    "lightning_ms_per_step_min_max": [1e3 * ours["min"] / steps, 1e3 * ours["max"] / steps],
-                    "ratio": ours["median"] / base["median"],
-                    "fit_seconds_with_final_figures": statistics.median(fits[1:]),
-                }
-            )
+                base = timings(baseline, repeats)
+                ours = timings(loop, repeats)
+                rows.append(
+                    {
+                        "experiment": f"{name}, {steps} steps",
+                        "seeds": seeds,
+                        "plain_s": base["median"],
+                        "lightning_s": ours["median"],
+                        "lightning_s_min_max": [ours["min"], ours["max"]],
+                        "plain_ms_per_step": 1e3 * base["median"] / steps,
+                        "lightning_ms_per_step": 1e3 * ours["median"] / steps,
+                        "ratio": ours["median"] / base["median"],
+                        "fit_seconds_with_final_figures": statistics.median(fits[1:]),
+                    }
+                )
+    torch.set_num_threads(threads)  # the Lightning runs chose one thread for Iris; (b) wants the cores back
     return rows
+
+
+class EmptyStep(pl.LightningModule):
+    """Lightning's floor: a manual-optimisation step that does next to nothing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.w = torch.nn.Parameter(torch.zeros(()))
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        self.manual_backward(self.w * batch)  # FullBatch hands over its "batch" as it is, here a 0-d tensor
+        self.optimizers().step()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+def lightning_floor_ms(steps: int = 1000) -> float:
+    """ms per step of :class:`EmptyStep` with no logger, bar or checkpoint: what no LightningModule goes below."""
+    trainer = pl.Trainer(
+        max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False,
+    )  # fmt: skip
+    start = time.perf_counter()
+    from lab2_lightning.data.datamodule import FullBatch
+
+    trainer.fit(EmptyStep(), train_dataloaders=FullBatch(torch.ones(()), 100))
+    return 1e3 * (time.perf_counter() - start) / steps
 
 
 # ----------------------------------------------------------------------------------------- (b) large matrices
@@ -406,18 +447,20 @@ def bench_time_to_optimum(size: tuple[int, int], device: torch.device, max_steps
 
 PLAIN_LAB = """
 import torch, torch.nn.functional as F
-from lab2_lightning.data.datamodule import FullBatch, IrisDataModule
+from lab2_lightning.data.datamodule import IrisDataModule
 from lab2_lightning.models.reference import gd_factorise_ad, sgd_mlp, mlp_forward
+torch.set_num_threads(1)
 A = IrisDataModule(preprocessing="centre").train_x
-for rank in (1, 2, 3, 4):
-    torch.manual_seed(0)
+for seed, rank in [(seed, 2) for seed in range(10)] + [(0, rank) for rank in (1, 2, 3, 4)]:
+    torch.manual_seed(seed)
     U, V = gd_factorise_ad(A, rank)
     float(F.mse_loss(U @ V.T, A, reduction="sum")), float((torch.linalg.svdvals(A)[rank:] ** 2).sum())
 data = IrisDataModule(preprocessing="lab", val_size=50)
-torch.manual_seed(0)
-w = sgd_mlp(data.train_x.float(), data.train_y)
-for x, y in ((data.train_x, data.train_y), (data.val_x, data.val_y)):
-    (mlp_forward(x.float(), *w.values()).argmax(1) == y).float().mean()
+for seed in range(10):
+    torch.manual_seed(seed)
+    w = sgd_mlp(data.train_x.float(), data.train_y)
+    for x, y in ((data.train_x, data.train_y), (data.val_x, data.val_y)):
+        (mlp_forward(x.float(), *w.values()).argmax(1) == y).float().mean()
 """
 
 
@@ -454,36 +497,54 @@ def run_process(script: Path, args: list[str], cwd: Path) -> dict[str, float]:
 
 
 def bench_process() -> list[dict[str, Any]]:
+    """(d) the default whole lab as a process (10 seeds, the rank sweep, the report), on a quiet machine and beside
+    one CPU-bound process of the same Python, against a plain script of the same trainings with no outputs."""
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        lab = run_process(
-            ROOT / "scripts" / "train.py",
-            ["--seeds", "1", "--accelerator", "cpu", "--out", f"{tmp}/reports", "--log_dir", f"{tmp}/logs"],
-            Path(tmp),
+        lab = ["--accelerator", "cpu", "--out", f"{tmp}/reports", "--log_dir", f"{tmp}/logs"]
+        quiet = run_process(ROOT / "scripts" / "train.py", lab, Path(tmp))
+        rows.append({"process": "lab2 (the whole lab: report, figures, TensorBoard, checkpoints)", **quiet})
+        burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            loaded = run_process(ROOT / "scripts" / "train.py", lab, Path(tmp))
+        finally:
+            burner.kill()
+            burner.wait()
+        rows.append(
+            {
+                "process": "the same, beside one CPU-bound process",
+                **loaded,
+                "of_quiet": loaded["seconds"] / quiet["seconds"],
+            }
         )
         plain_script = Path(tmp) / "plain_lab.py"
         plain_script.write_text(PLAIN_LAB)
-        plain = run_process(plain_script, [], Path(tmp))
-    return [
-        {"process": "python scripts/train.py --seeds 1 (report, figures, TensorBoard, checkpoints)", **lab},
-        {"process": "plain script: the same trainings with the lab's loops, no outputs", **plain},
-    ]
+        rows.append(
+            {
+                "process": "plain script: the same 24 trainings with the lab's loops, no outputs",
+                **run_process(plain_script, [], Path(tmp)),
+            }
+        )
+    return rows
 
 
 # ------------------------------------------------------------------------------------------------- the table
 
 
-def print_overhead(rows: list[dict[str, Any]], device: str) -> None:
-    print(f"\n## (a) Lightning against the lab's plain loop ({device})\n")
+def print_overhead(rows: list[dict[str, Any]], device: str, floor_ms: float) -> None:
+    print(f"\n## (a) and (a') Lightning against the lab's plain loops ({device}, one thread)\n")
     print(
-        "| experiment | plain ms/step | Lightning ms/step (min–max) | ratio | whole fit s, with final figures |"
-        "\n|---|---|---|---|---|"
+        "| experiment | seeds | plain loops s | Lightning s (min–max) | ratio | plain ms/step | Lightning ms/step "
+        "| whole fit s, with final numbers |\n|---|---|---|---|---|---|---|---|"
     )
     for r in rows:
-        lo, hi = r["lightning_ms_per_step_min_max"]
+        lo, hi = r["lightning_s_min_max"]
         print(
-            f"| {r['experiment']} | {r['plain_ms_per_step']:.3f} | {r['lightning_ms_per_step']:.3f} "
-            f"({lo:.3f}–{hi:.3f}) | {r['ratio']:.2f}× | {r['fit_seconds_with_final_figures']:.2f} |"
+            f"| {r['experiment']} | {r['seeds']} | {r['plain_s']:.3f} | {r['lightning_s']:.3f} ({lo:.3f}–{hi:.3f}) "
+            f"| {r['ratio']:.2f}× | {r['plain_ms_per_step']:.3f} | {r['lightning_ms_per_step']:.3f} "
+            f"| {r['fit_seconds_with_final_figures']:.2f} |"
         )
+    print(f"\nLightning's floor, an empty manual-optimisation step with no logger: {floor_ms:.3f} ms per step.")
 
 
 def print_large(large: dict[str, Any]) -> None:
@@ -513,16 +574,17 @@ def print_optimum(t: dict[str, Any]) -> None:
 
 
 def print_process(rows: list[dict[str, Any]]) -> None:
-    print("\n## (d) the whole lab as a process, one seed\n")
-    print("| process | wall s | peak RSS MB |\n|---|---|---|")
+    print("\n## (d) the default whole lab as a process\n")
+    print("| process | wall s | of the quiet run | peak RSS MB |\n|---|---|---|---|")
     for r in rows:
-        print(f"| {r['process']} | {r['seconds']:.2f} | {r['peak_rss_mb']:.0f} |")
+        share = f"{r['of_quiet']:.2f}×" if "of_quiet" in r else ""
+        print(f"| {r['process']} | {r['seconds']:.2f} | {share} | {r['peak_rss_mb']:.0f} |")
 
 
 def print_table(results: dict[str, Any]) -> None:
     """The tables of the sections that ran, in Markdown."""
     if results["overhead"]:
-        print_overhead(results["overhead"], results["machine"]["device"])
+        print_overhead(results["overhead"], results["machine"]["device"], results["lightning_floor_ms"])
     for large in results["large"]:
         print_large(large)
     if results["time_to_optimum"].get("rows"):
@@ -574,6 +636,12 @@ def main(args: list[str] | None = None) -> dict[str, Any]:
         "repeats": options.repeats,
     }
     size = options.size or ((4000, 1000) if options.quick else (20000, 2000))
+    if "a" not in skip:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        lightning_floor_ms()  # warm-up
+        results["lightning_floor_ms"] = statistics.median(lightning_floor_ms() for _ in range(3))
+        torch.set_num_threads(threads)
     results["overhead"] = bench_overhead(options.repeats) if "a" not in skip else []
     results["large"] = []
     if "b" not in skip:
