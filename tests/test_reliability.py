@@ -67,6 +67,9 @@ def test_large_values_diverge_at_the_default_lr(tmp_path: Path, configs: Path, c
         (["--trainer.max_steps", "0"], "trainer.max_steps (the lab's epochs) must be at least 1, got 0"),
         (["--trainer.max_epochs", "0"], "trainer.max_epochs must be at least 1"),
         (["--data.steps_per_epoch", "0"], "data.steps_per_epoch must be at least 1, got 0"),
+        (["--model.init_args.seeds", "[]"], "model.seeds must name at least one seed"),
+        (["--model.init_args.seeds", "[0,1]", "--model.init_args.rank", "[1,2,3]"], "must pair one to one"),
+        (["--model.init_args.rank", "[2,5]"], "model.rank must be between 1 and min(rows, features) = 4"),
     ],
 )
 def test_bad_settings(configs: Path, cli_error: Callable[..., str], flags: list[str], message: str) -> None:
