@@ -30,7 +30,6 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
-from torch.utils.data import DataLoader
 
 from lab2_lightning.models.lowrank import low_rank_squared_error, squared_norm
 from lab2_lightning.utils.atomic import write_json
@@ -367,23 +366,6 @@ def bench_large(size: tuple[int, int], device: torch.device, repeats: int) -> di
     }
 
 
-class MatrixData(pl.LightningDataModule):
-    """A matrix already on its device as the factorisation's full batch, ``steps`` times (no file, no copy)."""
-
-    def __init__(self, A: torch.Tensor, steps: int) -> None:
-        super().__init__()
-        self.train_x = A
-        self.train_y = torch.full((A.shape[0],), -1)
-        self.class_names: list[str] = []
-        self.batch = {"x": A, "index": torch.arange(A.shape[0], device=A.device)}
-        self.steps = steps
-
-    def train_dataloader(self) -> DataLoader:
-        from lab2_lightning.data.datamodule import FullBatch
-
-        return DataLoader(FullBatch(self.batch, self.steps), batch_size=None)
-
-
 # ------------------------------------------------------------------------------------ (c) time to the optimum
 
 
@@ -398,14 +380,16 @@ class StopNearOptimum(Callback):
 
 
 def bench_time_to_optimum(size: tuple[int, int], device: torch.device, max_steps: int) -> dict[str, Any]:
+    from lab2_lightning.data.datamodule import IrisDataModule
     from lab2_lightning.data.synthetic import SyntheticMatrix
     from lab2_lightning.models.factorisation import LowRankFactorisation
     from lab2_lightning.models.linalg import svd_optimum_loss
 
     m, n = size
     rank = 10
-    A = SyntheticMatrix(rows=m, cols=n, rank=rank, noise=0.1, seed=1).generate().to(device)
-    A -= A.mean(0)
+    # The project's own DataModule serves the synthetic matrix, mean-centred, as it does in a user's run.
+    data = IrisDataModule(synthetic=SyntheticMatrix(rows=m, cols=n, rank=rank, noise=0.1, seed=1), steps_per_epoch=100)
+    A = data.train_x.to(device)
     optimum = svd_optimum_loss(A, rank)
     rows = []
 
@@ -422,16 +406,16 @@ def bench_time_to_optimum(size: tuple[int, int], device: torch.device, max_steps
     rows.append({"method": "torch.svd_lowrank", "seconds": time.perf_counter() - start, "gap": approx / optimum - 1})
 
     torch.manual_seed(0)
-    model = LowRankFactorisation(n_rows=m, n_features=n, rank=rank, lr="auto", gradient="closed_form")
+    model = LowRankFactorisation(n_rows=m, n_features=n, rank=rank, lr="auto", gradient="closed_form", seeds=[0])
     trainer = pl.Trainer(
         accelerator=device.type, devices=1, precision="64-true", max_steps=max_steps, logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         callbacks=[StopNearOptimum(1.01 * optimum)],
     )  # fmt: skip
     start = time.perf_counter()
-    trainer.fit(model, datamodule=MatrixData(A, max_steps))
+    trainer.fit(model, datamodule=data)
     seconds = time.perf_counter() - start
-    final = model.results()["gd_loss"]
+    final = float(model.final_loss[0])
     rows.append(
         {
             "method": f"GD, lr auto = {model.lr_used:.3g} ({trainer.global_step} steps)",

@@ -157,7 +157,8 @@ class FullBatchGD(pl.LightningModule):
 
     def on_train_batch_end(self, outputs: Any, batch: dict[str, Any], batch_idx: int) -> None:
         trainer = self.trainer
-        last_step = 0 <= trainer.max_steps <= trainer.global_step
+        # The last step: max_steps reached, or a callback (EarlyStopping, ...) asked the Trainer to stop.
+        last_step = 0 <= trainer.max_steps <= trainer.global_step or trainer.should_stop
         if batch_idx + 1 >= trainer.num_training_batches or last_step:
             self._flush(final_batch=batch if last_step else None)
 
