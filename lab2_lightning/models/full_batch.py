@@ -131,8 +131,9 @@ class FullBatchGD(pl.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         losses = self.member_losses(batch)
         self._record(losses.detach())
-        self._gradient_step(losses.sum())
-        return losses.sum()
+        total = losses.sum()  # one backward gives each member exactly its own gradient
+        self._gradient_step(total)
+        return total
 
     def _gradient_step(self, loss: torch.Tensor) -> None:
         """One plain gradient step on ``loss`` with the module's single optimizer.
