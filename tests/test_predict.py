@@ -70,8 +70,25 @@ def named(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def positional(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model trained on the packaged iris.data, which has no header (so by position)."""
-    return train_mlp(tmp_path_factory.mktemp("positional"))
+    """A model trained on a file without a header (so by position): iris.data copied, not the packaged one, whose
+    column names are known."""
+    root = tmp_path_factory.mktemp("positional")
+    return train_mlp(root / "run", write_csv(root / "bare.csv", iris_rows()))
+
+
+def test_the_packaged_iris_model_matches_a_header_by_name(tmp_path: Path) -> None:
+    """The issue's reproduction as it was seen: a model of the lab's own run (the packaged iris.data, no header), a
+    CSV whose header lists the four columns in another order: the same predictions as in the training order."""
+    checkpoint = train_mlp(tmp_path / "run")
+    rows = [row[:4] for row in iris_rows()]
+    order = [2, 0, 3, 1]
+    reordered = write_csv(
+        tmp_path / "reordered.csv", [[row[k] for k in order] for row in rows], [FEATURES[k] for k in order]
+    )
+    in_order = write_csv(tmp_path / "in_order.csv", rows, FEATURES)
+    got = predict(checkpoint, reordered, tmp_path / "a.csv")
+    assert got == predict(checkpoint, in_order, tmp_path / "b.csv")
+    assert {r["predicted"] for r in got} == {"Iris-setosa", "Iris-versicolor", "Iris-virginica"}
 
 
 def test_a_reordered_header_gives_the_same_predictions(tmp_path: Path, named: tuple[Path, Path]) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from lab2_lightning.data.synthetic import SyntheticMatrix
-from lab2_lightning.data.table import LabelColumn, Table, packaged_iris, read_data
+from lab2_lightning.data.table import IRIS_FEATURES, LabelColumn, Table, packaged_iris, read_data
 from lab2_lightning.utils.errors import LabError
 
 Preprocessing = Literal["centre", "lab", "standardise", "none"]
@@ -128,7 +128,10 @@ class IrisDataModule(pl.LightningDataModule):
             raise LabError(f"data.val_size must be between 0 and {n - 1} (the file has {n} rows), got {val_size}")
 
         self.source = table.path
-        self._feature_names = table.feature_names if table.has_header else None
+        # The packaged iris.data has no header, but its columns are known: a model trained on it matches a
+        # prediction file's header by name too, rather than taking "petal_length, sepal_length, ..." by position.
+        packaged = path is None and synthetic is None
+        self._feature_names = table.feature_names if table.has_header else IRIS_FEATURES if packaged else None
         self.class_names: list[str] = sorted(set(table.labels)) if table.labels is not None else []
         class_id = {name: i for i, name in enumerate(self.class_names)}
         labels = [class_id[label] for label in table.labels] if table.labels is not None else [-1] * n

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 LabelColumn = int | Literal["auto"] | None
 
 
+# The columns of UCI's iris.data, which has no header, as UCI's iris.names describes them (in cm).
+IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
 def packaged_iris() -> Path:
     """The UCI ``iris.data`` shipped with the package (byte-identical to UCI's, not scikit-learn's copy)."""
     return Path(str(resources.files("lab2_lightning") / "data" / "iris.data"))
