@@ -176,16 +176,16 @@ def run_lab(
 
     started = time.perf_counter()
     with quiet_lightning():
-        clis = {"factorise": build_training(configs["factorise"], lab_dir, "factorise", accelerator, threads,
-                                            members + steps(factorise_epochs))}  # fmt: skip
-        fact = clis["factorise"]
+        fact = build_training(configs["factorise"], lab_dir, "factorise", accelerator, threads,
+                              members + steps(factorise_epochs))  # fmt: skip
         ranks = list(range(1, fact.datamodule.n_features + 1))  # seed 0 at every rank, zero-padded to the largest
-        clis["ranks"] = build_training(
-                configs["factorise"], lab_dir, "ranks", accelerator, threads,
-                ["--model.init_args.seeds", "[0]", "--model.init_args.rank", json.dumps(ranks),
-                 *steps(factorise_epochs)],
-            )  # fmt: skip
-        clis["mlp"] = build_training(configs["mlp"], lab_dir, "mlp", accelerator, threads, members + steps(mlp_epochs))
+        clis = {
+            "factorise": fact,
+            "ranks": build_training(configs["factorise"], lab_dir, "ranks", accelerator, threads,
+                                    ["--model.init_args.seeds", "[0]", "--model.init_args.rank", json.dumps(ranks),
+                                     *steps(factorise_epochs)]),
+            "mlp": build_training(configs["mlp"], lab_dir, "mlp", accelerator, threads, members + steps(mlp_epochs)),
+        }  # fmt: skip
         total = sum(cli.trainer.max_steps for cli in clis.values())
         with tqdm(total=total, desc="lab", unit="step", file=sys.stderr, dynamic_ncols=True) as bar:
             results_of: dict[str, dict[str, Any]] = {}
