@@ -3,8 +3,8 @@
 A module that trains several members at once (one per seed, or per rank) is still one run for Lightning, with one
 logger. TensorBoard compares *runs*, one per folder, so each member gets a TensorBoard writer of its own in a
 sub-folder of each TensorBoard logger's directory (``version_N/seed_3``); other loggers get the member's name as a
-tag prefix (``seed_3/train/loss``). A training of one member writes to the trainer's loggers themselves, as any
-Lightning run does.
+tag prefix (``seed_3/train/loss``). A training of one member writes into the TensorBoard logger's own folder, and
+to other loggers under the plain tag, as any Lightning run does.
 """
 
 from __future__ import annotations
