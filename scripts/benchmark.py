@@ -33,6 +33,7 @@ from lightning.pytorch.callbacks import Callback
 
 from lab2_lightning.models.lowrank import low_rank_squared_error, squared_norm
 from lab2_lightning.utils.atomic import write_json
+from lab2_lightning.utils.machine import cpu_name
 
 if TYPE_CHECKING:
     from lab2_lightning.data.datamodule import IrisDataModule
@@ -580,12 +581,7 @@ def print_table(results: dict[str, Any]) -> None:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    # The CPU's model name as lab2_lightning.lab.sweep.cpu_name reads it, without importing the whole lab for it.
-    cpuinfo = Path("/proc/cpuinfo")
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
-    names = [line for line in lines if line.startswith("model name")]
-    name = names[0].split(":", 1)[1].strip() if names else platform.processor() or "CPU"
-    return f"{name}, {torch.get_num_threads()} threads"
+    return f"{cpu_name()}, {torch.get_num_threads()} threads"
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -32,6 +32,7 @@ from lab2_lightning.lab.experiment import Accelerator, LabCLI, build_cli, check_
 from lab2_lightning.lab.report import PUBLISHED, write_report
 from lab2_lightning.models.linalg import pca_scores
 from lab2_lightning.utils.errors import LabError
+from lab2_lightning.utils.machine import cpu_name
 from lab2_lightning.utils.threads import Threads
 
 
@@ -112,16 +113,6 @@ def build_training(
         ],
         run=False,
     )  # fmt: skip
-
-
-def cpu_name() -> str:
-    """The CPU's model name where the OS tells it (Linux), else what ``platform`` knows."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "CPU"
 
 
 def environment(cli: LabCLI) -> dict[str, Any]:
