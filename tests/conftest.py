@@ -13,7 +13,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 # isort: on
+import functools
 import json
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,12 +25,27 @@ from typing import Any
 import pytest
 import torch
 
-from lab2_lightning.cli import SUBCOMMANDS, run
+from lab2_lightning.cli import run
+from lab2_lightning.lab.experiment import SUBCOMMANDS
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 # The tests train on tiny matrices, where a second thread only spins (the CLI decides the same by size).
 torch.set_num_threads(1)
+
+
+@functools.cache
+def subprocess_timeout() -> float:
+    """How long a test may wait for a process of the program: a generous multiple of how long this machine, as loaded
+    as it is now, takes to start one (importing torch and Lightning, most of a tiny run's time).
+
+    Measured once per session. A quiet 2-core machine starts one in 6-9 s and runs the tests' longest process (a
+    wheel built and installed into a new venv) in about 60 s; a machine loaded by other jobs is slower at both, in
+    proportion, so the limit grows with it instead of failing tests that are merely slow.
+    """
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import lab2_lightning.commands"], check=True, timeout=3600)
+    return 60 + 40 * (time.perf_counter() - started)
 
 
 @pytest.fixture

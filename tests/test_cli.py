@@ -16,8 +16,9 @@ import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lab2_lightning.cli import COMMANDS, headline, lab_parser, run, split_command
-from tests.conftest import read_results
+from lab2_lightning.cli import run
+from lab2_lightning.commands import COMMANDS, headline, lab_parser, split_command
+from tests.conftest import read_results, subprocess_timeout
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = str(ROOT / "scripts" / "train.py")
@@ -40,7 +41,9 @@ def run_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
 
 
 def run_script(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, TRAIN, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, TRAIN, *args], cwd=cwd, capture_output=True, text=True, timeout=subprocess_timeout()
+    )
 
 
 # ----------------------------------------------------------------------------------------------- one run
@@ -313,7 +316,7 @@ def test_console_script_exits_0_after_a_good_run(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-c", wrapper, "fit", "--config", "factorise", "--trainer.max_steps", "2",
          "--progress_bar.enabled", "false"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path, capture_output=True, text=True, timeout=subprocess_timeout(),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1].startswith("results: ")

@@ -133,11 +133,11 @@ def test_report_curves_are_tensorboards_points(lab_run: tuple[Path, dict[str, An
     assert curves["train/loss"]["step"] == list(range(1, 6))  # --mlp_epochs 5: every step a point
     assert curves["val/loss"]["step"][-1] == 5
     assert curves["val/loss"]["value"][-1] == pytest.approx(mlp["runs"][0]["val"]["loss"], rel=1e-12)
-    for exercise, curve in (
-        ("mlp", curves["train/loss"]),
-        ("factorise", results["factorisation"]["curves_seed0"]["train/loss"]),
+    for member, curve in (
+        ("mlp/seed_0", curves["train/loss"]),
+        ("factorise/seed_0_rank_2", results["factorisation"]["curves_seed0"]["train/loss"]),  # the rank sweep's too
     ):
-        run = EventAccumulator(str(lab_dir / exercise / "seed_0"), size_guidance={"scalars": 0})
+        run = EventAccumulator(str(lab_dir / member), size_guidance={"scalars": 0})
         run.Reload()
         events = run.Scalars("train/loss")
         assert [e.step for e in events] == curve["step"]

@@ -17,13 +17,14 @@ from pathlib import Path
 import pytest
 
 from lab2_lightning.utils.atomic import write_text
+from tests.conftest import subprocess_timeout
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ["pyproject.toml", "README.md", "lab2_lightning", "configs"]
 
 
 def sh(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=subprocess_timeout())
 
 
 @pytest.fixture(scope="module")

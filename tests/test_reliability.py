@@ -17,7 +17,7 @@ import torch
 
 from lab2_lightning.models.checkpoints import load_checkpoint
 from lab2_lightning.utils.atomic import atomic_write, write_json
-from tests.conftest import read_results
+from tests.conftest import read_results, subprocess_timeout
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = str(ROOT / "scripts" / "train.py")
@@ -186,7 +186,9 @@ def test_same_seed_same_numbers_other_seed_other_numbers(
 
 
 def run_train(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, TRAIN, "fit", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, TRAIN, "fit", *args], cwd=cwd, capture_output=True, text=True, timeout=subprocess_timeout()
+    )
 
 
 @pytest.mark.parametrize("kill", [signal.SIGTERM, signal.SIGKILL])
@@ -201,15 +203,20 @@ def test_killed_run_resumes_to_the_same_numbers(tmp_path: Path, configs: Path, k
         cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     last = tmp_path / "killed" / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + subprocess_timeout()
     while not last.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     os.kill(process.pid, kill)
-    _, err = process.communicate(timeout=60)
+    _, err = process.communicate(timeout=subprocess_timeout())
     assert process.returncode != 0, "the run finished before it could be interrupted"
     if kill == signal.SIGTERM:
         assert process.returncode == 128 + signal.SIGTERM
-        assert err.strip().splitlines()[-1] == "error: stopped by SIGTERM; resume with --ckpt_path last (same options)"
+        step = load_checkpoint(last)["global_step"]
+        assert err.strip().splitlines()[-1] == (
+            f"error: stopped by SIGTERM; kept {last.relative_to(tmp_path)} (step {step}); continue with the same "
+            f"command and --ckpt_path {last.relative_to(tmp_path)}"
+        )
+        assert "Traceback" not in err
     assert not (last.parents[1] / "results.json").exists()
     assert load_checkpoint(last)["global_step"] < 3000
 

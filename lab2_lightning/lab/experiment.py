@@ -22,6 +22,7 @@ from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCL
 from lab2_lightning import configs
 from lab2_lightning.callbacks.prediction_writer import PredictionWriter
 from lab2_lightning.callbacks.progress import StepProgressBar
+from lab2_lightning.callbacks.stop_note import StopNote
 from lab2_lightning.callbacks.summary import RunSummary
 from lab2_lightning.data.datamodule import IrisDataModule
 from lab2_lightning.models.checkpoints import check_fits, checkpoint_model_name, load_checkpoint
@@ -311,8 +312,9 @@ def cli_settings(prog: str = "lab2") -> dict[str, Any]:
         "seed_everything_default": 0,
         "save_config_kwargs": {"overwrite": True},
         # The parameter table says nothing on models this small. Every run gathers its members' results and HParams
-        # rows (RunSummary): not an option, since results.json is written from it.
-        "trainer_defaults": {"enable_model_summary": False, "callbacks": [RunSummary()]},
+        # rows (RunSummary): not an option, since results.json is written from it; and says what it kept if it is
+        # stopped (StopNote).
+        "trainer_defaults": {"enable_model_summary": False, "callbacks": [RunSummary(), StopNote()]},
         "parser_class": LabArgumentParser,
         # Parse errors are raised, not printed with the whole usage text: run() prints them in one line.
         "parser_kwargs": {

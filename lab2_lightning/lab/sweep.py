@@ -1,8 +1,10 @@
 """The whole lab in one command: both exercises over several seeds, a rank sweep, then the report.
 
 "Repeat this a few times and report what you observe" (the lab sheet): each exercise is one training of all its
-seeds at once (the modules' member dimension), through the same CLI and configs as a single run, plus one training of
-Exercise 1 at every other rank; the report gives the spread over seeds beside the published numbers.
+members at once (the modules' member dimension), through the same CLI and configs as a single run: Exercise 1's
+seeds and its rank sweep (seed 0 at every rank), Exercise 2's seeds. The report gives the spread over seeds beside
+the published numbers. A lab that is stopped continues where it stopped when the same command runs again
+(:mod:`~lab2_lightning.lab.lab_folder`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Iterable
 from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
@@ -22,17 +25,22 @@ from typing import Any
 import lightning.pytorch as pl
 import PIL.Image
 import torch
+import yaml
 from lightning.pytorch.callbacks import Callback
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from lab2_lightning.configs import path as config_path
+from lab2_lightning.data.datamodule import IrisDataModule
 from lab2_lightning.lab.experiment import Accelerator, LabCLI, build_cli, check_accelerator, write_results
+from lab2_lightning.lab.lab_folder import mark_finished, open_lab_folder
 from lab2_lightning.lab.report import PUBLISHED, write_report
+from lab2_lightning.models.checkpoints import load_checkpoint
 from lab2_lightning.models.linalg import pca_scores
 from lab2_lightning.utils.errors import LabError
 from lab2_lightning.utils.machine import cpu_name
+from lab2_lightning.utils.signals import Stopped
 from lab2_lightning.utils.threads import Threads
 
 
@@ -60,25 +68,15 @@ def quiet_lightning():
             logger.setLevel(level)
 
 
-def claim_version(root: Path) -> Path:
-    """Create and return ``root/version_N`` for the first N not taken. ``mkdir`` fails if another run took the
-    folder meanwhile, so two labs started at the same moment never share one."""
-    root.mkdir(parents=True, exist_ok=True)
-    n = 0
-    while True:
-        folder = root / f"version_{n}"
-        try:
-            folder.mkdir()
-            return folder
-        except FileExistsError:
-            n += 1
-
-
 class AdvanceBar(Callback):
-    """Moves the whole lab's progress bar by one at every step of each of its trainings."""
+    """Moves the whole lab's progress bar by one at every step of each of its trainings (from the step it resumed
+    at, if it did)."""
 
     def __init__(self, bar: tqdm) -> None:
         self.bar = bar
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.bar.update(trainer.global_step)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: object) -> None:
         self.bar.update(1)
@@ -87,11 +85,8 @@ class AdvanceBar(Callback):
 _YARDSTICKS = "lab2_lightning.callbacks.EckartYoungComparison"
 # Each training's callbacks, in place of its config's: the yardsticks, and one figure of its own for TensorBoard,
 # seed 0's PCA figure at card size (the report draws its figures once and sends them to TensorBoard too).
-LAB_CALLBACKS = {
-    "factorise": [{"class_path": _YARDSTICKS}],
-    "ranks": [{"class_path": _YARDSTICKS, "init_args": {"figure": False}}],
-    "mlp": [],
-}
+LAB_CALLBACKS = {"factorise": [{"class_path": _YARDSTICKS}], "mlp": []}
+TRAININGS = tuple(LAB_CALLBACKS)
 
 
 def build_training(
@@ -140,6 +135,7 @@ def run_lab(
     factorise_epochs: int | None = None,
     mlp_epochs: int | None = None,
     threads: Threads = "auto",
+    resume: bool = True,
 ) -> dict[str, Any]:
     """Run the whole lab and write the report.
 
@@ -151,6 +147,8 @@ def run_lab(
         factorise_epochs: override the factorisation's epochs, i.e. full-batch steps (default: the config's 1000).
         mlp_epochs: override the MLP's epochs, i.e. full-batch steps (default: the config's 100).
         threads: CPU threads: a number, or auto (one for Iris-sized data, where a second thread only spins).
+        resume: continue the newest lab of these same settings that was stopped (its finished trainings are kept,
+            the interrupted one goes on from its last checkpoint); false: always start a new one.
     """
     if seeds < 1:
         raise LabError(f"--seeds must be at least 1, got {seeds}")
@@ -159,55 +157,110 @@ def run_lab(
     for name, value in (("--factorise_epochs", factorise_epochs), ("--mlp_epochs", mlp_epochs)):
         if value is not None and value < 1:
             raise LabError(f"{name} must be at least 1, got {value}")
-    lab_dir = claim_version(Path(log_dir) / "lab")
-    members = ["--model.init_args.seeds", json.dumps(list(range(seeds)))]
-
-    def steps(epochs: int | None) -> list[str]:
-        return ["--trainer.max_steps", str(epochs)] if epochs is not None else []
-
-    started = time.perf_counter()
-    with quiet_lightning():
-        fact = build_training(configs["factorise"], lab_dir, "factorise", accelerator, threads,
-                              members + steps(factorise_epochs))  # fmt: skip
-        ranks = list(range(1, fact.datamodule.n_features + 1))  # seed 0 at every rank, zero-padded to the largest
-        clis = {
-            "factorise": fact,
-            "ranks": build_training(configs["factorise"], lab_dir, "ranks", accelerator, threads,
-                                    ["--model.init_args.seeds", "[0]", "--model.init_args.rank", json.dumps(ranks),
-                                     *steps(factorise_epochs)]),
-            "mlp": build_training(configs["mlp"], lab_dir, "mlp", accelerator, threads, members + steps(mlp_epochs)),
-        }  # fmt: skip
-        total = sum(cli.trainer.max_steps for cli in clis.values())
-        with tqdm(total=total, desc="lab", unit="step", file=sys.stderr, dynamic_ncols=True) as bar:
-            results_of: dict[str, dict[str, Any]] = {}
-            for name, cli in clis.items():
-                bar.set_postfix_str(name)
-                cli.trainer.callbacks.append(AdvanceBar(bar))
-                cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-                results_of[name] = write_results(cli)
-    wall = time.perf_counter() - started
-
-    results = summarise(results_of, clis)
-    results["environment"] = environment(fact)
-    results["wall_time_s"] = wall
-    results["settings"] = {
+    settings = {
         "seeds": seeds,
         "accelerator": accelerator,
         "factorise_epochs": factorise_epochs,
         "mlp_epochs": mlp_epochs,
         "threads": threads,
-        "tensorboard": str(lab_dir),
     }
-    results["commands"] = reproduce_commands(seeds, accelerator, factorise_epochs, mlp_epochs, Path(out), Path(log_dir))
-    images = write_report(results, Path(out))
-    log_figures(images, lab_dir / "summary")
+    fact_seeds, fact_ranks = factorisation_members(configs["factorise"], seeds)
+
+    def members(seeds: list[int], epochs: int | None) -> list[str]:
+        steps = ["--trainer.max_steps", str(epochs)] if epochs is not None else []
+        return ["--model.init_args.seeds", json.dumps(seeds), *steps]
+
+    started = time.perf_counter()
+    folder = open_lab_folder(Path(log_dir) / "lab", settings, resume)
+    lab_dir = folder.path
+    try:
+        if folder.resumed:
+            print(f"continuing the stopped lab in {lab_dir}", file=sys.stderr)
+        with quiet_lightning():
+            clis = {
+                "factorise": build_training(configs["factorise"], lab_dir, "factorise", accelerator, threads,
+                                            [*members(fact_seeds, factorise_epochs),
+                                             "--model.init_args.rank", json.dumps(fact_ranks)]),
+                "mlp": build_training(configs["mlp"], lab_dir, "mlp", accelerator, threads,
+                                      members(list(range(seeds)), mlp_epochs)),
+            }  # fmt: skip
+            total = sum(cli.trainer.max_steps for cli in clis.values())
+            with tqdm(total=total, desc="lab", unit="step", file=sys.stderr, dynamic_ncols=True) as bar:
+                results_of = {}
+                for name, cli in clis.items():
+                    bar.set_postfix_str(name)
+                    results_of[name] = train(cli, lab_dir / name, bar)
+        wall = time.perf_counter() - started
+
+        results = summarise(results_of, clis, seeds)
+        results["environment"] = environment(clis["factorise"])
+        results["wall_time_s"] = wall
+        results["resumed"] = folder.resumed
+        results["settings"] = {**settings, "tensorboard": str(lab_dir)}
+        results["commands"] = reproduce_commands(
+            seeds, accelerator, factorise_epochs, mlp_epochs, Path(out), Path(log_dir)
+        )
+        images = write_report(results, Path(out))
+        log_figures(images, lab_dir / "summary")
+        mark_finished(lab_dir, results)
+    except Stopped as stop:
+        stop.kept = kept(lab_dir, TRAININGS)
+        raise
+    finally:
+        folder.release()
     return results
 
 
-def summarise(results_of: dict[str, dict[str, Any]], clis: dict[str, LabCLI]) -> dict[str, Any]:
-    """Every number and curve the report shows, from the trainings' results and modules."""
+def factorisation_members(config: Path, seeds: int) -> tuple[list[int], list[int]]:
+    """Exercise 1's members in the lab, one training: seeds 0.. at the config's rank, then seed 0 at every other
+    rank up to the data's, zero-padded to the largest (the padding leaves each member's numbers as they are)."""
+    settings = yaml.safe_load(config.read_text())
+    rank = settings["model"]["init_args"]["rank"]
+    data = IrisDataModule(**settings.get("data", {}))
+    others = [r for r in range(1, min(data.n_rows, data.n_features) + 1) if r != rank]
+    return [*range(seeds), *[0] * len(others)], [rank] * seeds + others
+
+
+def train(cli: LabCLI, folder: Path, bar: tqdm) -> dict[str, Any]:
+    """One of the lab's trainings, logged to ``folder``; kept as it is if an earlier run of the lab finished it
+    (its module restored from the last checkpoint, for the report's curves and figures), continued from its last
+    checkpoint if it was stopped."""
+    finished, last = folder / "results.json", folder / "checkpoints" / "last.ckpt"
+    if finished.is_file() and last.is_file():
+        checkpoint = load_checkpoint(last)
+        cli.model.on_load_checkpoint(checkpoint)
+        cli.model.load_state_dict(checkpoint["state_dict"])
+        bar.update(cli.trainer.max_steps)
+        return json.loads(finished.read_text())
+    resume_from = last if last.is_file() and checkpoint_step(last) < cli.trainer.max_steps else None
+    cli.trainer.callbacks.append(AdvanceBar(bar))
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=resume_from)
+    return write_results(cli)
+
+
+def checkpoint_step(path: Path) -> int:
+    """The step a checkpoint was saved at."""
+    return int(load_checkpoint(path)["global_step"])
+
+
+def kept(lab_dir: Path, names: Iterable[str]) -> str:
+    """What a stopped lab leaves in ``lab_dir``, and how to continue it."""
+    done = []
+    for name in names:
+        folder = lab_dir / name
+        if (folder / "results.json").is_file():
+            done.append(f"{name} finished")
+        elif (folder / "checkpoints" / "last.ckpt").is_file():
+            done.append(f"{name} checkpointed at step {checkpoint_step(folder / 'checkpoints' / 'last.ckpt')}")
+    state = ", ".join(done) or "no checkpoint yet"
+    return f"kept {lab_dir}: {state}; run the same command again to continue"
+
+
+def summarise(results_of: dict[str, dict[str, Any]], clis: dict[str, LabCLI], seeds: int) -> dict[str, Any]:
+    """Every number and curve the report shows, from the trainings' results and modules (the factorisation's first
+    ``seeds`` members are the seeds at the lab's rank, the others seed 0 at the other ranks)."""
     fact_cli, mlp_cli = clis["factorise"], clis["mlp"]
-    factorise = results_of["factorise"]["runs"]
+    factorise = results_of["factorise"]["runs"][:seeds]
     data = fact_cli.datamodule
     A = data.train_x.to(torch.float64)
     U = fact_cli.model.factors(0)[0].cpu().to(torch.float64)
@@ -233,7 +286,7 @@ def summarise(results_of: dict[str, dict[str, Any]], clis: dict[str, LabCLI]) ->
             "map_residual": factorise[0]["map_residual"],
         },
     }
-    sweep = results_of["ranks"]["runs"]
+    sweep = sorted([factorise[0], *results_of["factorise"]["runs"][seeds:]], key=lambda run: run["rank"])
     rank_sweep = [
         {
             "rank": run["rank"],

@@ -1,0 +1,105 @@
+"""The folder a whole lab writes to, ``log_dir/lab/version_N``: claimed atomically, locked while in use, and found
+again to continue a lab that was stopped.
+
+A lab records its settings in ``lab.json`` when it starts and its results in ``results.json`` when it ends, and
+holds an exclusive lock on ``lock`` while it runs (``flock``: the system releases it when the process ends, however
+it ends). A folder with settings, without results and not locked is a stopped lab, which a lab of the same settings
+continues: a scheduler that requeues a job with the same command line gets the job's own folder back. (``flock``
+is POSIX: Linux and macOS.)
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lab2_lightning.utils.atomic import write_json
+
+SETTINGS = "lab.json"
+RESULTS = "results.json"
+VERSION = re.compile(r"version_(\d+)")
+
+
+@dataclass
+class LabFolder:
+    """A lab's folder and the open file that holds its lock (closing it, or the process ending, releases it)."""
+
+    path: Path
+    lock: Any
+    resumed: bool
+
+    def release(self) -> None:
+        self.lock.close()
+
+
+def lock(folder: Path) -> Any | None:
+    """The open, exclusively locked ``folder/lock``; ``None`` when another process holds it."""
+    handle = open(folder / "lock", "a")  # noqa: SIM115 (held open for the lab's whole run)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+def versions(root: Path) -> list[Path]:
+    """The ``version_N`` folders under ``root``, newest (largest N) first."""
+    found = [(int(m.group(1)), p) for p in root.glob("version_*") if (m := VERSION.fullmatch(p.name)) and p.is_dir()]
+    return [path for _, path in sorted(found, reverse=True)]
+
+
+def stopped_lab(root: Path, settings: dict[str, Any]) -> LabFolder | None:
+    """The newest lab under ``root`` that was stopped with these settings, locked for this process; ``None`` if
+    there is none (or every such lab is running in another process)."""
+    for folder in versions(root):
+        if (folder / RESULTS).exists() or not (folder / SETTINGS).is_file():
+            continue
+        try:
+            saved = json.loads((folder / SETTINGS).read_text())
+        except (OSError, ValueError):
+            continue  # not a lab's folder, or a damaged one: never continued
+        if saved != settings:
+            continue
+        handle = lock(folder)
+        if handle is not None:
+            return LabFolder(folder, handle, resumed=True)
+    return None
+
+
+def claim_version(root: Path) -> tuple[Path, Any]:
+    """Create ``root/version_N`` for the first N not taken, and lock it. ``mkdir`` fails if another run took the
+    folder meanwhile, so two labs started at the same moment never share one."""
+    root.mkdir(parents=True, exist_ok=True)
+    n = 0
+    while True:
+        folder = root / f"version_{n}"
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            n += 1
+            continue
+        handle = lock(folder)  # a new folder: no other process knows it yet, nor takes it before lab.json exists
+        assert handle is not None
+        return folder, handle
+
+
+def open_lab_folder(root: Path, settings: dict[str, Any], resume: bool) -> LabFolder:
+    """The stopped lab of these settings to continue (with ``resume``), else a new version folder; either locked."""
+    if resume and root.is_dir():
+        found = stopped_lab(root, settings)
+        if found is not None:
+            return found
+    folder, handle = claim_version(root)
+    write_json(folder / SETTINGS, settings)
+    return LabFolder(folder, handle, resumed=False)
+
+
+def mark_finished(folder: Path, results: dict[str, Any]) -> None:
+    """Keep the lab's results in its own folder too (the report folder is shared by every lab): the folder is then
+    finished, never continued, and ``lab2 report`` can rebuild its report from it."""
+    write_json(folder / RESULTS, results)

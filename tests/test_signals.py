@@ -1,0 +1,140 @@
+"""Stopped runs never look successful: SIGINT and SIGTERM at any moment end with one line (what was kept, how to
+continue) and the shell's status for the signal, and a stopped whole lab continues to the same report."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lab2_lightning.cli import run
+from lab2_lightning.lab import report
+from lab2_lightning.utils.signals import Stopped
+from tests.conftest import subprocess_timeout
+
+TRAIN = str(Path(__file__).resolve().parents[1] / "scripts" / "train.py")
+# The whole lab, small: 2 seeds; a long MLP training (checkpointed every 10 steps) to stop in the middle of.
+LAB = [
+    "lab",
+    "--seeds",
+    "2",
+    "--factorise_epochs",
+    "100",
+    "--mlp_epochs",
+    "3000",
+    "--out",
+    "reports",
+    "--log_dir",
+    "logs",
+]
+# What differs between two runs of the same lab: when and how long it ran, and whether it was continued.
+VOLATILE = ("wall_time_s", "resumed")
+
+
+def start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
+    subprocess_timeout()  # measured before the process starts, not while it runs
+    return subprocess.Popen(
+        [sys.executable, TRAIN, *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+
+
+def stop_when(process: subprocess.Popen[str], ready: Path, signum: int) -> tuple[int, list[str]]:
+    """Send ``signum`` once ``ready`` exists; the exit status and the lines of stderr (progress bars split off)."""
+    deadline = time.monotonic() + subprocess_timeout()
+    while not ready.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(process.pid, signum)
+    _, err = process.communicate(timeout=subprocess_timeout())
+    return process.returncode, [line for line in err.replace("\r", "\n").splitlines() if line.strip()]
+
+
+def comparable(results: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in results.items() if key not in VOLATILE}
+
+
+def test_stopped_while_starting(tmp_path: Path) -> None:
+    """Stopped while torch and Lightning load (the first seconds of every run): nothing written, one line."""
+    process = start(LAB, tmp_path)
+    time.sleep(1.0)  # the interpreter is up and the handlers are in place; the imports take several seconds more
+    status, lines = stop_when(process, tmp_path, signal.SIGINT)
+    assert status == 130
+    assert lines == ["error: stopped by SIGINT; nothing was written"]
+    assert not (tmp_path / "logs").exists()
+
+
+def test_whole_lab_stopped_while_training_continues_to_the_same_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mlp = tmp_path / "logs" / "lab" / "version_0" / "mlp"
+    status, lines = stop_when(start(LAB, tmp_path), mlp / "checkpoints" / "last.ckpt", signal.SIGTERM)
+    assert status == 143
+    assert "Traceback" not in "\n".join(lines)
+    assert lines[-1].startswith(
+        "error: stopped by SIGTERM; kept logs/lab/version_0: factorise finished, mlp checkpointed at step "
+    )
+    assert lines[-1].endswith("; run the same command again to continue")
+    assert not (tmp_path / "reports").exists() and not (mlp / "results.json").exists()
+    factorise = (tmp_path / "logs" / "lab" / "version_0" / "factorise" / "results.json").read_bytes()
+
+    again = subprocess.run(
+        [sys.executable, TRAIN, *LAB], cwd=tmp_path, capture_output=True, text=True, timeout=subprocess_timeout()
+    )
+    assert again.returncode == 0, again.stderr
+    assert "continuing the stopped lab in logs/lab/version_0" in again.stderr
+    assert sorted(p.name for p in (tmp_path / "logs" / "lab").iterdir()) == ["version_0"]
+    assert (tmp_path / "logs" / "lab" / "version_0" / "factorise" / "results.json").read_bytes() == factorise
+    assert sorted(p.name for p in (mlp / "checkpoints").glob("last*")) == ["last.ckpt"]
+
+    monkeypatch.chdir(tmp_path)  # the same relative --out and --log_dir, in-process: the reference run, never stopped
+    reference = run([*LAB[:-4], "--out", "whole", "--log_dir", "whole_logs"])
+    continued = json.loads((tmp_path / "reports" / "results.json").read_text())
+    assert continued["resumed"] is True and reference["resumed"] is False
+    for results in (continued, reference):
+        results.pop("commands"), results["settings"].pop("tensorboard")
+    assert comparable(continued) == comparable(reference)  # every number of the report, exactly
+
+
+def test_whole_lab_stopped_by_ctrl_c_while_training(tmp_path: Path) -> None:
+    ready = tmp_path / "logs" / "lab" / "version_0" / "factorise" / "checkpoints" / "last.ckpt"
+    args = ["lab", "--seeds", "2", "--factorise_epochs", "20000", "--mlp_epochs", "5", "--out", "reports",
+            "--log_dir", "logs"]  # fmt: skip
+    status, lines = stop_when(start(args, tmp_path), ready, signal.SIGINT)
+    assert status == 130
+    assert "Traceback" not in "\n".join(lines) and "KeyboardInterrupt" not in "\n".join(lines)
+    assert lines[-1].startswith("error: stopped by SIGINT; kept logs/lab/version_0: factorise checkpointed at step ")
+
+
+def test_whole_lab_stopped_while_writing_the_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Stopped while drawing the report's figures: the trainings are kept, and the same command again only writes
+    the report."""
+    args = ["lab", "--seeds", "2", "--factorise_epochs", "20", "--mlp_epochs", "5", "--out", str(tmp_path / "reports"),
+            "--log_dir", str(tmp_path / "logs")]  # fmt: skip
+    drawn = report.png
+
+    def stopped(*_: object) -> bytes:
+        raise Stopped(signal.SIGTERM)
+
+    monkeypatch.setattr(report, "png", stopped)
+    with pytest.raises(SystemExit) as exit_info:
+        run(args)
+    assert exit_info.value.code == 143
+    lab_dir = tmp_path / "logs" / "lab" / "version_0"
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: stopped by SIGTERM; kept {lab_dir}: factorise finished, mlp finished; run the same command again to "
+        "continue"
+    )
+    assert not (tmp_path / "reports" / "lab2.md").exists()
+
+    monkeypatch.setattr(report, "png", drawn)
+    results = run(args)
+    assert results["resumed"] is True
+    assert (tmp_path / "reports" / "lab2.md").is_file() and (lab_dir / "results.json").is_file()
