@@ -33,6 +33,8 @@ from lab2_lightning.utils.errors import LabError, exit_on_user_error
 from lab2_lightning.utils.signals import Stopped
 
 COMMANDS = (*SUBCOMMANDS, "lab", "report")
+# The options of one experiment that spread it over several devices (or machines), which the whole lab does not do.
+DEVICE_OPTIONS = ("--trainer.devices", "--trainer.strategy", "--trainer.num_nodes")
 HEADLINE_RUNS = 10
 
 
@@ -170,6 +172,12 @@ def check_lab_options(args: list[str], parser: ArgumentParser) -> None:
     if not unknown:
         return
     name = unknown[0]
+    if name in DEVICE_OPTIONS:
+        raise LabError(
+            f"{name}: the whole lab runs each training on one device; to train on several, run its experiments one "
+            f"by one, e.g. {program()} fit --config factorise --model.init_args.seeds '[0,1,2,3,4,5,6,7,8,9]' "
+            "--trainer.devices 2 --trainer.strategy ddp (then --config mlp)"
+        )
     if not unknown_options([name], option_names(experiment_parsers(program())["fit"])):
         raise LabError(
             f"{name} is not an option of the whole lab; for one experiment run: {program()} fit {shlex.join(args)}"

@@ -138,3 +138,57 @@ def test_whole_lab_stopped_while_writing_the_report(
     results = run(args)
     assert results["resumed"] is True
     assert (tmp_path / "reports" / "lab2.md").is_file() and (lab_dir / "results.json").is_file()
+
+
+# ---------------------------------------------------------------------------------- the whole lab's options
+
+
+@pytest.mark.parametrize("option", ["--trainer.devices", "--trainer.strategy", "--trainer.num_nodes"])
+def test_whole_lab_on_several_devices_says_how(option: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run(["lab", option, "2"])
+    assert exit_info.value.code == 2
+    line = capsys.readouterr().err.strip()
+    assert line.startswith(f"error: {option}: the whole lab runs each training on one device; to train on several")
+    assert "fit --config factorise" in line and "--trainer.devices 2 --trainer.strategy ddp" in line
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--mlp_epochs", "-5", "--mlp_epochs must be at least 1, got -5"),
+        ("--factorise_epochs", "0", "--factorise_epochs must be at least 1, got 0"),
+        ("--threads", "0", "--threads must be a positive whole number or auto, got 0"),
+    ],
+)
+def test_whole_lab_checks_every_option_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, value: str, message: str
+) -> None:
+    """A bad option of the second training is refused before the first one runs, and nothing is written."""
+    with pytest.raises(SystemExit) as exit_info:
+        run(["lab", option, value, "--out", str(tmp_path / "reports"), "--log_dir", str(tmp_path / "logs")])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: {message}"
+    assert not (tmp_path / "reports").exists() and not (tmp_path / "logs").exists()
+
+
+def test_whole_labs_started_together_each_keep_their_own_folder(tmp_path: Path) -> None:
+    args = ["lab", "--seeds", "2", "--factorise_epochs", "30", "--mlp_epochs", "5", "--out", "reports",
+            "--log_dir", "logs"]  # fmt: skip
+    subprocess_timeout()
+    processes = [start(args, tmp_path) for _ in range(2)]
+    for process in processes:
+        _, err = process.communicate(timeout=subprocess_timeout())
+        assert process.returncode == 0, err
+    folders = sorted((tmp_path / "logs" / "lab").iterdir())
+    assert [folder.name for folder in folders] == ["version_0", "version_1"]
+    results = [json.loads((folder / "results.json").read_text()) for folder in folders]
+    assert [r["settings"]["tensorboard"] for r in results] == ["logs/lab/version_0", "logs/lab/version_1"]
+    for folder in folders:
+        for training in ("factorise", "mlp"):
+            assert (folder / training / "results.json").is_file()
+            assert (folder / training / "checkpoints" / "last.ckpt").is_file()
+    for r in results:
+        r.pop("commands"), r["settings"].pop("tensorboard")
+    assert comparable(results[0]) == comparable(results[1])
+    assert (tmp_path / "reports" / "lab2.md").is_file()  # one of the two reports, whole; each is in its folder too

@@ -41,7 +41,7 @@ from lab2_lightning.models.linalg import pca_scores
 from lab2_lightning.utils.errors import LabError
 from lab2_lightning.utils.machine import cpu_name
 from lab2_lightning.utils.signals import Stopped
-from lab2_lightning.utils.threads import Threads
+from lab2_lightning.utils.threads import Threads, check_threads
 
 
 def stats(values: list[float]) -> dict[str, float]:
@@ -153,6 +153,7 @@ def run_lab(
     if seeds < 1:
         raise LabError(f"--seeds must be at least 1, got {seeds}")
     check_accelerator(accelerator)
+    check_threads(threads)
     configs = {name: config_path(name) for name in ("factorise", "mlp")}  # the packaged ones: no checkout needed
     for name, value in (("--factorise_epochs", factorise_epochs), ("--mlp_epochs", mlp_epochs)):
         if value is not None and value < 1:

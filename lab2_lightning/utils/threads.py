@@ -25,8 +25,13 @@ Threads = int | Literal["auto"]
 def threads_for(setting: Threads, entries: int) -> int:
     """The thread count for a data matrix of ``entries`` entries: ``setting`` itself, or for ``auto`` one thread
     below :data:`SMALL_PROBLEM` entries and PyTorch's default above."""
+    check_threads(setting)
     if setting == "auto":
         return 1 if entries < SMALL_PROBLEM else DEFAULT_THREADS
-    if isinstance(setting, bool) or not isinstance(setting, int) or setting < 1:
-        raise LabError(f"--threads must be a positive whole number or auto, got {setting}")
     return setting
+
+
+def check_threads(setting: Threads) -> None:
+    """Refuse, in one line, a thread count that is neither a positive whole number nor ``auto``."""
+    if setting != "auto" and (isinstance(setting, bool) or not isinstance(setting, int) or setting < 1):
+        raise LabError(f"--threads must be a positive whole number or auto, got {setting}")
