@@ -21,7 +21,7 @@ class StopNote(Callback):
         checkpoints = trainer.checkpoint_callback
         last = Path(checkpoints.dirpath) / "last.ckpt" if checkpoints is not None and checkpoints.dirpath else None
         if last is None or not last.is_file():
-            exception.kept = "stopped before the first checkpoint, so there is nothing to resume; run it again"
+            exception.kept = "no checkpoint was written yet, so there is nothing to resume; run the same command again"
             return
         step = load_checkpoint(last)["global_step"]
         exception.kept = f"kept {last} (step {step}); continue with the same command and --ckpt_path {last}"
