@@ -20,6 +20,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
 from lab2_lightning import configs
+from lab2_lightning.callbacks.final_checkpoint import FinalCheckpoint
 from lab2_lightning.callbacks.prediction_writer import PredictionWriter
 from lab2_lightning.callbacks.progress import StepProgressBar
 from lab2_lightning.callbacks.stop_note import StopNote
@@ -121,6 +122,11 @@ class LabCLI(LightningCLI):
         # Every command takes the same configs, and they set the checkpoints, so every command has the options.
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.every_n_epochs": 1})
+        if command is not None:
+            # A resumed run writes into its own folder, where last.ckpt exists: Lightning's version counter would
+            # write last-v1.ckpt beside it when its record of the file is lost (the folder named another way), and
+            # the next resume would start from the stale last.ckpt. Overwritten, last.ckpt is the newest state.
+            parser.set_defaults({"checkpoint.enable_version_counter": False})
         if command == "predict":
             # The model, its sizes, class names and feature names come from its checkpoint (LightningCLI reads them
             # from --ckpt_path), not from the file to classify, which has no labels, hence no classes: no links
@@ -312,9 +318,12 @@ def cli_settings(prog: str = "lab2") -> dict[str, Any]:
         "seed_everything_default": 0,
         "save_config_kwargs": {"overwrite": True},
         # The parameter table says nothing on models this small. Every run gathers its members' results and HParams
-        # rows (RunSummary): not an option, since results.json is written from it; and says what it kept if it is
-        # stopped (StopNote).
-        "trainer_defaults": {"enable_model_summary": False, "callbacks": [RunSummary(), StopNote()]},
+        # rows (RunSummary): not an option, since results.json is written from it; says what it kept if it is
+        # stopped (StopNote); and ends with its final state in last.ckpt (FinalCheckpoint), which a resume needs.
+        "trainer_defaults": {
+            "enable_model_summary": False,
+            "callbacks": [RunSummary(), StopNote(), FinalCheckpoint()],
+        },
         "parser_class": LabArgumentParser,
         # Parse errors are raised, not printed with the whole usage text: run() prints them in one line.
         "parser_kwargs": {
