@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import numpy as np
@@ -168,6 +170,24 @@ class IrisDataModule(pl.LightningDataModule):
         then takes the columns of a file to classify by position). The CLI links them into the model."""
         return self._feature_names
 
+    @functools.cached_property
+    def identity(self) -> dict[str, str | None]:
+        """What the data are: ``source``, the file's absolute path (a synthetic matrix: its settings), and ``sha256``,
+        the SHA-256 of the file's bytes (``None`` for a synthetic matrix, which its settings define). Computed once,
+        when first needed (a checkpoint, a resume's check): one more read of the file."""
+        if self.hparams.synthetic is not None:
+            return {"source": str(self.source), "sha256": None}
+        digest = hashlib.sha256()
+        with open(self.source, "rb") as file:
+            for block in iter(functools.partial(file.read, 1 << 20), b""):
+                digest.update(block)
+        return {"source": str(Path(self.source).resolve()), "sha256": digest.hexdigest()}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Kept in every checkpoint (under the class's name, by Lightning), so that a resume on other data is refused
+        (:func:`recorded_data`)."""
+        return dict(self.identity)
+
     def _loader(self, x: torch.Tensor, y: torch.Tensor, repeats: int = 1) -> FullBatch:
         """The split as one batch; under DDP, this rank's contiguous share of its rows (the update stays the
         full-batch gradient: see :meth:`~lab2_lightning.models.full_batch.FullBatchGD.training_step`)."""
@@ -231,3 +251,9 @@ class IrisDataModule(pl.LightningDataModule):
             "source": str(self.source),
         }
         return FullBatch(batch)
+
+
+def recorded_data(checkpoint: dict[str, Any]) -> dict[str, str | None] | None:
+    """The :attr:`IrisDataModule.identity` of the data a checkpoint was trained on; ``None`` for a checkpoint written
+    before it was recorded. Lightning keeps a DataModule's ``state_dict`` under the class's name."""
+    return checkpoint.get(IrisDataModule.__qualname__)

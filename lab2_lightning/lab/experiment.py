@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import sys
 from argparse import ArgumentError
 from pathlib import Path
 from typing import Any, Literal
@@ -18,13 +20,26 @@ import torch
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 from lab2_lightning import configs
+from lab2_lightning.callbacks.final_checkpoint import FinalCheckpoint
 from lab2_lightning.callbacks.prediction_writer import PredictionWriter
 from lab2_lightning.callbacks.progress import StepProgressBar
 from lab2_lightning.callbacks.stop_note import StopNote
 from lab2_lightning.callbacks.summary import RunSummary
 from lab2_lightning.data.datamodule import IrisDataModule
+from lab2_lightning.lab.resume import (
+    LOGS,
+    Resume,
+    check_same_data,
+    check_unfinished,
+    describe,
+    newest_last_checkpoint,
+    plan_resume,
+)
+from lab2_lightning.lab.run_folder import claim_version
 from lab2_lightning.models.checkpoints import check_fits, checkpoint_model_name, load_checkpoint
 
 # Imported so that ``--model LowRankFactorisation`` or ``--model LabMLP`` resolves without the module path.
@@ -86,6 +101,7 @@ class LabCLI(LightningCLI):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.results: dict[str, Any] | None = None
+        self.resume: Resume | None = None  # what a fit with a checkpoint file resumes (see lab2_lightning.lab.resume)
         self.parsers: dict[str | None, LightningArgumentParser] = {}  # by command; None: no subcommands
         super().__init__(*args, **kwargs)
 
@@ -121,6 +137,11 @@ class LabCLI(LightningCLI):
         # Every command takes the same configs, and they set the checkpoints, so every command has the options.
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.every_n_epochs": 1})
+        if command is not None:
+            # A resumed run writes into its own folder, where last.ckpt exists: Lightning's version counter would
+            # write last-v1.ckpt beside it when its record of the file is lost (the folder named another way), and
+            # the next resume would start from the stale last.ckpt. Overwritten, last.ckpt is the newest state.
+            parser.set_defaults({"checkpoint.enable_version_counter": False})
         if command == "predict":
             # The model, its sizes, class names and feature names come from its checkpoint (LightningCLI reads them
             # from --ckpt_path), not from the file to classify, which has no labels, hence no classes: no links
@@ -134,7 +155,8 @@ class LabCLI(LightningCLI):
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         """Parse, then turn ``fit --ckpt_path last`` into a file and check any checkpoint file, before LightningCLI
-        reads the model's settings from it."""
+        reads the model's settings from it; a fit that resumes a finished run ends here (see
+        :func:`~lab2_lightning.lab.resume.check_unfinished`)."""
         try:
             super().parse_arguments(parser, args)
         except ArgumentError:
@@ -145,9 +167,13 @@ class LabCLI(LightningCLI):
             return
         config = self.config[command]
         if command == "fit" and config.ckpt_path == "last":
-            resume_last(config)
+            model = str(config.model.class_path) if config.model is not None else None
+            config.ckpt_path = str(newest_last_checkpoint(default_root(config), model))
         if config.ckpt_path is not None and config.ckpt_path not in LIGHTNING_CHECKPOINT_NAMES:
-            check_checkpoint(str(config.ckpt_path), command, config.model)
+            checkpoint = check_checkpoint(str(config.ckpt_path), command, config.model)
+            if command == "fit":
+                self.resume = plan_resume(str(config.ckpt_path), checkpoint)
+                check_unfinished(self.resume, config.trainer.max_steps, config.trainer.max_epochs)
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -173,10 +199,30 @@ class LabCLI(LightningCLI):
         drop_skipped_links(self.model, config.model)
         torch.set_num_threads(threads_for(config.threads, self.datamodule.train_x.numel()))
 
-    def before_fit(self) -> None:
-        ckpt_path = self.config.fit.ckpt_path
-        if ckpt_path is not None and Path(ckpt_path).is_file():
-            check_fits(ckpt_path, self.model)
+    def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
+        """The Trainer, after the checks of a resume that need the data and the model, and with the logger of the
+        run's folder (unless one is configured): a resumed run's own, or a new one claimed atomically (see
+        :mod:`~lab2_lightning.lab.run_folder`). A Trainer that cannot be built leaves no new folder behind."""
+        if self.resume is not None:
+            check_same_data(self.resume, self.datamodule)
+            check_fits(self.resume.checkpoint, self.model)
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if self.subcommand is None or config.trainer.logger not in (None, True) or "logger" in kwargs:
+            return super().instantiate_trainer(**kwargs)
+        run_dir = self.resume.run_dir if self.resume is not None else None
+        claimed = None
+        if run_dir is None and rank_zero_only.rank == 0:  # other DDP ranks get rank 0's folder from Lightning
+            logs = default_root(config) / LOGS
+            claimed = run_dir = logs / f"version_{claim_version(logs)}"
+        try:
+            trainer = super().instantiate_trainer(logger=run_logger(run_dir, default_root(config)), **kwargs)
+        except BaseException:
+            if claimed is not None:
+                claimed.rmdir()
+            raise
+        if self.resume is not None and run_dir is not None and rank_zero_only.rank == 0:
+            print(describe(self.resume, run_dir), file=sys.stderr)
+        return trainer
 
     def after_fit(self) -> None:
         self.results = write_results(self)
@@ -227,27 +273,28 @@ def check_logging(log_every_n_steps: int | None) -> None:
         raise LabError(f"trainer.log_every_n_steps must be 0 or more, got {log_every_n_steps}")
 
 
-def resume_last(config: Namespace) -> None:
-    """Turn ``fit --ckpt_path last`` into the newest ``last.ckpt`` under ``<default_root_dir>/lightning_logs``, and
-    log the resumed run into that same run directory (Lightning's own ``last`` looks only in the new run's one)."""
-    root = Path(config.trainer.default_root_dir or ".")
-    candidates = sorted(root.glob("lightning_logs/*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
-    if not candidates:
-        raise LabError(f"--ckpt_path last: no {root / 'lightning_logs/*/checkpoints/last.ckpt'} to resume from")
-    config.ckpt_path = str(candidates[-1])
-    if config.trainer.logger in (None, True):
-        config.trainer.logger = Namespace(
-            class_path="lightning.pytorch.loggers.TensorBoardLogger",
-            init_args=Namespace(save_dir=str(root), name="lightning_logs", version=candidates[-1].parents[1].name),
-        )
+def default_root(config: Namespace) -> Path:
+    """Where a run's ``lightning_logs`` is: ``trainer.default_root_dir``, else the working directory (as Lightning
+    has it, so that a resumed run names its folder as the run that wrote the checkpoint did)."""
+    root = config.trainer.default_root_dir
+    return Path(os.path.expanduser(root)) if root else Path.cwd()
 
 
-def check_checkpoint(path: str, command: str, model: Namespace | None) -> None:
+def run_logger(run_dir: Path | None, root: Path) -> TensorBoardLogger:
+    """Lightning's default logger, writing into ``run_dir``; ``None`` (the other ranks of a new DDP run): Lightning
+    numbers it, and takes rank 0's folder."""
+    if run_dir is None:
+        return TensorBoardLogger(save_dir=root, name=LOGS)
+    return TensorBoardLogger(save_dir=run_dir.parent.parent, name=run_dir.parent.name, version=run_dir.name)
+
+
+def check_checkpoint(path: str, command: str, model: Namespace | None) -> dict[str, Any]:
     """Refuse, in one line, a checkpoint that is missing, unreadable or not this project's, and for ``fit`` one of
-    another model or other settings: LightningCLI would quietly train the checkpoint's model with its settings."""
+    another model or other settings: LightningCLI would quietly train the checkpoint's model with its settings.
+    Returns the checkpoint."""
     checkpoint = load_checkpoint(path)
     if command != "fit" or model is None:
-        return  # validate, test and predict take the checkpoint's model and settings: that is their point
+        return checkpoint  # validate, test and predict take the checkpoint's model and settings: that is their point
     saved = checkpoint_model_name(checkpoint)
     wanted = str(model.class_path).rsplit(".", 1)[-1]
     if saved != wanted:
@@ -261,6 +308,7 @@ def check_checkpoint(path: str, command: str, model: Namespace | None) -> None:
                 f"{path}: model.{key} is {hparams[key]!r} in the checkpoint but {value!r} here; resume with the "
                 "options of the run that wrote it"
             )
+    return checkpoint
 
 
 def drop_skipped_links(model: pl.LightningModule, model_config: Namespace) -> None:
@@ -312,9 +360,12 @@ def cli_settings(prog: str = "lab2") -> dict[str, Any]:
         "seed_everything_default": 0,
         "save_config_kwargs": {"overwrite": True},
         # The parameter table says nothing on models this small. Every run gathers its members' results and HParams
-        # rows (RunSummary): not an option, since results.json is written from it; and says what it kept if it is
-        # stopped (StopNote).
-        "trainer_defaults": {"enable_model_summary": False, "callbacks": [RunSummary(), StopNote()]},
+        # rows (RunSummary): not an option, since results.json is written from it; says what it kept if it is
+        # stopped (StopNote); and ends with its final state in last.ckpt (FinalCheckpoint), which a resume needs.
+        "trainer_defaults": {
+            "enable_model_summary": False,
+            "callbacks": [RunSummary(), StopNote(), FinalCheckpoint()],
+        },
         "parser_class": LabArgumentParser,
         # Parse errors are raised, not printed with the whole usage text: run() prints them in one line.
         "parser_kwargs": {

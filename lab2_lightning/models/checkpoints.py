@@ -12,13 +12,14 @@ import torch
 from lab2_lightning.utils.errors import LabError
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a Lightning checkpoint with ``weights_only=True``: tensors and plain containers, no arbitrary objects."""
+def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
+    """Load a Lightning checkpoint with ``weights_only=True``: tensors and plain containers, no arbitrary objects.
+    ``mmap`` maps the tensors instead of reading them, for a look at the rest (step, settings) of a large one."""
     path = Path(path)
     if not path.is_file():
         raise LabError(f"{path}: no such checkpoint file")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as err:
         raise LabError(f"{path}: not a readable checkpoint, truncated or corrupt ({type(err).__name__})") from None
     if not isinstance(checkpoint, dict) or not {"state_dict", "hyper_parameters"} <= checkpoint.keys():
