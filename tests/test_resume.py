@@ -255,6 +255,7 @@ def test_stopped_before_the_first_checkpoint_recommends_no_resume(tmp_path: Path
     _, err = process.communicate(timeout=timeout)
     assert process.returncode == 128 + signal.SIGTERM, err
     assert err.strip().splitlines()[-1] == (
-        "error: stopped by SIGTERM; stopped before the first checkpoint, so there is nothing to resume; run it again"
+        "error: stopped by SIGTERM; no checkpoint was written yet, so there is nothing to resume; run the same command "
+        "again"
     )
     assert not (run_dir / "checkpoints").exists() and not (run_dir / "results.json").exists()

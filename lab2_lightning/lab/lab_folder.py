@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import fcntl
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lab2_lightning.lab.run_folder import VERSION, claim_version
 from lab2_lightning.utils.atomic import write_json
 
 SETTINGS = "lab.json"
 RESULTS = "results.json"
-VERSION = re.compile(r"version_(\d+)")
 
 
 @dataclass
@@ -71,30 +70,15 @@ def stopped_lab(root: Path, settings: dict[str, Any]) -> LabFolder | None:
     return None
 
 
-def claim_version(root: Path) -> tuple[Path, Any]:
-    """Create ``root/version_N`` for the first N not taken, and lock it. ``mkdir`` fails if another run took the
-    folder meanwhile, so two labs started at the same moment never share one."""
-    root.mkdir(parents=True, exist_ok=True)
-    n = 0
-    while True:
-        folder = root / f"version_{n}"
-        try:
-            folder.mkdir()
-        except FileExistsError:
-            n += 1
-            continue
-        handle = lock(folder)  # a new folder: no other process knows it yet, nor takes it before lab.json exists
-        assert handle is not None
-        return folder, handle
-
-
 def open_lab_folder(root: Path, settings: dict[str, Any], resume: bool) -> LabFolder:
     """The stopped lab of these settings to continue (with ``resume``), else a new version folder; either locked."""
     if resume and root.is_dir():
         found = stopped_lab(root, settings)
         if found is not None:
             return found
-    folder, handle = claim_version(root)
+    folder = root / f"version_{claim_version(root)}"
+    handle = lock(folder)  # a new folder: no other lab takes it before its lab.json exists
+    assert handle is not None
     write_json(folder / SETTINGS, settings)
     return LabFolder(folder, handle, resumed=False)
 
