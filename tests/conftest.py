@@ -24,6 +24,8 @@ import torch
 from lab2_lightning.cli import SUBCOMMANDS, run
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+# A test's subprocess limit: `lab2 report` as a subprocess took 20 s on a loaded 2-core machine (12 s of CPU), 30x.
+SUBPROCESS_TIMEOUT = 600
 
 # The tests train on tiny matrices, where a second thread only spins (the CLI decides the same by size).
 torch.set_num_threads(1)

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from lab2_lightning.configs import path as config_path
 from lab2_lightning.lab.experiment import Accelerator, LabCLI, build_cli, check_accelerator, write_results
-from lab2_lightning.lab.report import PUBLISHED, write_report
+from lab2_lightning.lab.report import PUBLISHED, check_lab_folders, write_report
 from lab2_lightning.models.linalg import pca_scores
 from lab2_lightning.utils.errors import LabError
 from lab2_lightning.utils.machine import cpu_name
@@ -152,6 +152,7 @@ def run_lab(
         mlp_epochs: override the MLP's epochs, i.e. full-batch steps (default: the config's 100).
         threads: CPU threads: a number, or auto (one for Iris-sized data, where a second thread only spins).
     """
+    check_lab_folders(Path(out), Path(log_dir))
     if seeds < 1:
         raise LabError(f"--seeds must be at least 1, got {seeds}")
     check_accelerator(accelerator)
