@@ -91,7 +91,7 @@ def test_report_from_a_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[st
     with pytest.raises(SystemExit) as exit_info:
         report_main([str(bad)])
     assert exit_info.value.code == 2
-    assert "not a whole-lab results.json" in capsys.readouterr().err
+    assert "results.json: not a lab results file (missing 'published', 'rank_sweep'" in capsys.readouterr().err
 
 
 def test_lab_rejects_bad_seeds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,15 +1,16 @@
 """Output folders through the command line: ``--out``, ``--log_dir`` and ``--trainer.default_root_dir`` checked
 before any training; the report's folder replaced as a whole (a full disk, a failure or a crash midway leaves the
-previous report)."""
+previous report); ``report`` given a file that is not a lab's results."""
 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -284,3 +285,50 @@ def test_the_next_run_removes_what_a_crash_after_both_renames_left(lab_report: P
     run(["report", str(previous / "results.json")])
     assert [p.name for p in previous.parent.iterdir()] == ["out"]
     assert sorted(p.name for p in previous.iterdir()) == REPORT
+
+
+# ------------------------------------------------------------------------- report given a bad results.json
+
+
+def edited(lab_report: Path, edit: Callable[[dict], None]) -> str:
+    results = json.loads((lab_report / "results.json").read_text())
+    edit(results)
+    return json.dumps(results)
+
+
+BAD_RESULTS: dict[str, tuple[Callable[[Path], bytes | str | None], str]] = {
+    "binary": (lambda _: b"\x89PNG\r\n\x1a\n\xff\xfe\x00", "not a lab results file (not UTF-8 text)"),
+    "empty": (lambda _: "", "the file is empty"),
+    "invalid JSON": (lambda _: '{"mlp": ', "not a lab results file (not JSON: Expecting value at line 1, column 9)"),
+    "an array": (lambda _: "[]", "not a lab results file (an array in JSON, not an object)"),
+    "an empty object": (
+        lambda _: "{}",
+        "not a lab results file (missing 'published', 'factorisation', 'rank_sweep', 'mlp', 'environment', "
+        "'settings', 'wall_time_s', 'commands')",
+    ),
+    "no mlp": (lambda r: edited(r, lambda d: d.pop("mlp")), "not a lab results file (missing 'mlp')"),
+    "an empty mlp": (lambda r: edited(r, lambda d: d.update(mlp={})), "not a lab results file (missing 'summary')"),
+    "NaN": (
+        lambda r: edited(r, lambda d: d.update(wall_time_s=float("nan"))),
+        "not a lab results file (NaN is not a number the lab writes)",
+    ),
+    "a directory": (lambda _: None, "not a regular file"),
+}
+
+
+@pytest.mark.parametrize("case", [*BAD_RESULTS, "missing"])
+def test_report_of_a_file_that_is_not_a_labs_results(
+    case: str, lab_report: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "x.json"
+    content, problem = BAD_RESULTS.get(case, (lambda _: None, "no such file"))
+    data = content(lab_report)
+    if isinstance(data, bytes):
+        path.write_bytes(data)
+    elif isinstance(data, str):
+        path.write_text(data)
+    elif case == "a directory":
+        path.mkdir()
+    line = one_error_line(capsys, ["report", str(path), "--out", str(tmp_path / "out")])
+    assert line == f"error: {path}: {problem}"
+    assert not (tmp_path / "out").exists()  # refused before any folder was touched

@@ -2,7 +2,7 @@
 
 Every number in the report is read from the results, so ``python scripts/report.py reports/results.json``
 rebuilds the same report without retraining. The folder is replaced as a whole, so it is checked (with the whole
-lab's log folder) before any training.
+lab's log folder) before any training, and a results file that is not a lab's is refused in one line.
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ PUBLISHED: dict[str, Any] = {
 # nothing else: anything else would be lost with the previous report.
 FIGURES = ("fig1_pca_vs_gd", "loss_curves", "accuracy_spread", "rank_sweep", "confusion_train", "confusion_val")
 REPORT_FILES = frozenset({"lab2.md", "results.json", *(f"{stem}.png" for stem in FIGURES)})
+
+# What the report reads at the top of results.json.
+RESULTS_KEYS = ("published", "factorisation", "rank_sweep", "mlp", "environment", "settings", "wall_time_s", "commands")
 
 # How a full disk is told: the errors where freeing space is the cure.
 NO_SPACE = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
@@ -266,6 +269,39 @@ def write_files(folder: Path, files: dict[str, bytes]) -> None:
         (folder / name).write_bytes(data)
 
 
+def read_results(path: Path) -> dict[str, Any]:
+    """A whole lab's ``results.json``, or a one-line :class:`LabError` that names the file and its problem."""
+    if not path.exists():
+        raise LabError(f"{path}: no such file")
+    if not path.is_file():
+        raise LabError(f"{path}: not a regular file")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as err:
+        raise LabError(f"{path}: cannot be read ({err.strerror})") from None
+    except UnicodeDecodeError:
+        raise LabError(f"{path}: not a lab results file (not UTF-8 text)") from None
+    if not text.strip():
+        raise LabError(f"{path}: the file is empty")
+
+    def no_constant(name: str) -> None:
+        raise LabError(f"{path}: not a lab results file ({name} is not a number the lab writes)")
+
+    try:
+        results = json.loads(text, parse_constant=no_constant)
+    except json.JSONDecodeError as err:
+        raise LabError(
+            f"{path}: not a lab results file (not JSON: {err.msg} at line {err.lineno}, column {err.colno})"
+        ) from None
+    if not isinstance(results, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+        raise LabError(f"{path}: not a lab results file ({kind.get(type(results), 'null')} in JSON, not an object)")
+    missing = [key for key in RESULTS_KEYS if key not in results]
+    if missing:
+        raise LabError(f"{path}: not a lab results file (missing {', '.join(map(repr, missing))})")
+    return results
+
+
 def main(args: list[str] | None = None) -> Path:
     """``python scripts/report.py reports/results.json``: rebuild the report from saved results."""
     parser = argparse.ArgumentParser(
@@ -275,14 +311,13 @@ def main(args: list[str] | None = None) -> Path:
     parser.add_argument("--out", type=Path, help="output directory (default: beside results.json)")
     options = parser.parse_args(args)
     with exit_on_user_error():
-        try:
-            results = json.loads(options.results.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise LabError(f"{options.results}: not a readable results.json ({type(err).__name__})") from None
+        results = read_results(options.results)
         out = options.out or options.results.parent
         try:
             write_report(results, out)
-        except (KeyError, TypeError) as err:
-            raise LabError(f"{options.results}: not a whole-lab results.json (missing {err})") from None
+        except KeyError as err:
+            raise LabError(f"{options.results}: not a lab results file (missing {err})") from None
+        except (TypeError, IndexError) as err:
+            raise LabError(f"{options.results}: not a lab results file (a value of the wrong kind: {err})") from None
     print(f"report: {out / 'lab2.md'} ({dt.datetime.now():%Y-%m-%d %H:%M})")
     return out / "lab2.md"
