@@ -262,7 +262,7 @@ def test_lab_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert run_error(capsys, "--seeds", "two") == (
         "error: Parser key \"seeds\": Expected a <class 'int'>. Got value: two (see --help)"
     )
-    assert "not a readable results.json" in run_error(capsys, "report", "no-such-results.json")
+    assert run_error(capsys, "report", "no-such-results.json") == "error: no-such-results.json: no such file"
 
 
 # ---------------------------------------------------------------------------------------- one-line errors

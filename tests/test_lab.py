@@ -91,12 +91,12 @@ def test_report_from_a_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[st
     with pytest.raises(SystemExit) as exit_info:
         report_main([str(bad)])
     assert exit_info.value.code == 2
-    assert "not a whole-lab results.json" in capsys.readouterr().err
+    assert "results.json: not a lab results file (missing 'published', 'rank_sweep'" in capsys.readouterr().err
 
 
 def test_lab_rejects_bad_seeds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        run(["--seeds", "0", "--out", str(tmp_path)])
+        run(["--seeds", "0", "--out", str(tmp_path / "reports"), "--log_dir", str(tmp_path / "logs")])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip() == "error: --seeds must be at least 1, got 0"
 

@@ -48,6 +48,7 @@ from lab2_lightning.models.full_batch import DivergenceError
 from lab2_lightning.models.mlp import LabMLP  # noqa: F401
 from lab2_lightning.utils.atomic import write_json
 from lab2_lightning.utils.errors import LabError
+from lab2_lightning.utils.folders import writable_folder
 from lab2_lightning.utils.threads import threads_for
 
 Accelerator = Literal["cpu", "gpu", "cuda", "mps", "auto"]
@@ -188,6 +189,8 @@ class LabCLI(LightningCLI):
         if self.subcommand in (None, "fit"):
             check_length(config.trainer.max_steps, config.trainer.max_epochs)
             check_logging(config.trainer.log_every_n_steps)
+        if self.subcommand == "fit":  # where its logs and checkpoints go, checked before any training
+            writable_folder(config.trainer.default_root_dir or ".", "--trainer.default_root_dir")
         if self.subcommand is not None and config.weights_only is None:
             config.weights_only = True  # checkpoints hold tensors and plain data only: nothing else is unpickled
         drop_saved_links(config.model)

@@ -1,13 +1,15 @@
-"""The lab report: ``lab2.md`` and its figures, written from ``results.json`` alone.
+"""The lab report: ``lab2.md`` and its figures, written from ``results.json`` alone, into a folder of its own.
 
 Every number in the report is read from the results, so ``python scripts/report.py reports/results.json``
-rebuilds the same report without retraining.
+rebuilds the same report without retraining. The folder is replaced as a whole, so it is checked (with the whole
+lab's log folder) before any training, and a results file that is not a lab's is refused in one line.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import errno
 import io
 import json
 from pathlib import Path
@@ -19,8 +21,9 @@ from matplotlib.figure import Figure
 
 from lab2_lightning.callbacks.figures import confusion_figure, pca_vs_gd_figure
 from lab2_lightning.lab.figures import accuracy_spread_figure, loss_curves_figure, rank_sweep_figure
-from lab2_lightning.utils.atomic import atomic_write, write_json, write_text
+from lab2_lightning.utils.atomic import json_text
 from lab2_lightning.utils.errors import LabError, exit_on_user_error
+from lab2_lightning.utils.folders import probe_swap, recover, replace_folder, swaps_locked, writable_folder
 
 # The lab's reference values (the course's published solutions), labelled as such wherever they appear.
 _GD, _SVD = 15.2817, 15.2288
@@ -31,6 +34,17 @@ PUBLISHED: dict[str, Any] = {
     "train": {"acc_per_class": {"Iris-setosa": 1.0, "Iris-versicolor": 0.7273, "Iris-virginica": 1.0}, "acc": 0.90},
     "val": {"acc_per_class": {"Iris-setosa": 0.9375, "Iris-versicolor": 0.7647, "Iris-virginica": 1.0}, "acc": 0.88},
 }
+
+# The files of a report. The report replaces its folder as a whole, so --out may hold these (a previous report) and
+# nothing else: anything else would be lost with the previous report.
+FIGURES = ("fig1_pca_vs_gd", "loss_curves", "accuracy_spread", "rank_sweep", "confusion_train", "confusion_val")
+REPORT_FILES = frozenset({"lab2.md", "results.json", *(f"{stem}.png" for stem in FIGURES)})
+
+# What the report reads at the top of results.json.
+RESULTS_KEYS = ("published", "factorisation", "rank_sweep", "mlp", "environment", "settings", "wall_time_s", "commands")
+
+# How a full disk is told: the errors where freeing space is the cure.
+NO_SPACE = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
 
 
 def _f(value: float | None, digits: int = 4) -> str:
@@ -178,20 +192,115 @@ def png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def write_report(results: dict[str, Any], out: Path) -> dict[str, bytes]:
-    """Write ``results.json``, the PNG figures and ``lab2.md`` into ``out``, each atomically.
+def check_lab_folders(out: Path, log_dir: Path) -> None:
+    """The whole lab's ``--out`` and ``--log_dir``, checked before any training, each in one line: logs inside the
+    report's folder would go with the previous report, and either folder must be one the run can write in."""
+    real_logs = log_dir.resolve()
+    if real_logs == out.resolve() or out.resolve() in real_logs.parents:
+        raise LabError(
+            f"--log_dir {log_dir}: inside --out {out}, which the report replaces as a whole; put the logs elsewhere"
+        )
+    writable_folder(log_dir, "--log_dir")
+    check_report_folder(out)
 
-    Everything that can fail on bad results (the Markdown, drawing the figures) fails before a file is touched.
-    Returns the figures' PNG bytes by file stem, so the caller can also send them to TensorBoard without drawing
-    them again.
+
+def check_report_folder(out: Path) -> None:
+    """Refuse, in one line, an ``--out`` the report cannot replace as a whole: not a writable folder (it is created
+    if missing), the working directory or one above it, a folder that holds anything but a previous report's
+    files, or a folder whose parent cannot take the new one. The whole lab calls this before any training; the
+    report calls it again just before writing. A crash of an earlier swap is recovered first (see
+    :func:`~lab2_lightning.utils.folders.recover`)."""
+    real, here = out.resolve(), Path.cwd()
+    if real == here or real in here.parents:
+        raise LabError(
+            f"--out {out}: holds the working directory; the report replaces its folder as a whole, so name a folder "
+            "of its own (e.g. reports)"
+        )
+    try:
+        with swaps_locked(real):  # another lab may be swapping its report in right now
+            recover(real)
+    except OSError as err:
+        raise LabError(f"--out {out}: cannot replace this folder: {err.strerror} in {real.parent}") from None
+    writable_folder(out, "--out")
+    others = sorted(f"{e.name}/" if e.is_dir() else e.name for e in out.iterdir() if not report_file(e))
+    if others:
+        listed = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise LabError(
+            f"--out {out}: holds files that are not a lab report's ({listed}); the report replaces its folder as a "
+            "whole: name a new or empty folder, or move them"
+        )
+    try:
+        probe_swap(out)
+    except OSError as err:
+        raise LabError(f"--out {out}: cannot replace this folder: {err.strerror} in {real.parent}") from None
+
+
+def report_file(entry: Path) -> bool:
+    return entry.name in REPORT_FILES and entry.is_file() and not entry.is_symlink()
+
+
+def write_report(results: dict[str, Any], out: Path) -> dict[str, bytes]:
+    """Write ``results.json``, the PNG figures and ``lab2.md`` into a new folder and swap it in for ``out`` whole
+    (:func:`~lab2_lightning.utils.folders.replace_folder`), so ``out`` holds the previous report or this one,
+    never a mix.
+
+    Everything that can fail on bad results (the Markdown, drawing the figures) fails before a file is touched. A
+    failure to write (a full disk, ...) is one line, and leaves the previous report as it was. Returns the
+    figures' PNG bytes by file stem, so the caller can also send them to TensorBoard without drawing them again.
     """
     markdown = render_markdown(results)
     images = {stem: png(figure) for stem, figure in make_figures(results).items()}
-    for stem, image in images.items():
-        atomic_write(out / f"{stem}.png", lambda tmp, image=image: tmp.write_bytes(image))
-    write_json(out / "results.json", results)
-    write_text(out / "lab2.md", markdown)
+    files = {
+        **{f"{stem}.png": image for stem, image in images.items()},
+        "results.json": json_text(results).encode(),
+        "lab2.md": markdown.encode(),
+    }
+    check_report_folder(out)
+    kept = "the previous report is unchanged" if any(out.iterdir()) else "no report was written"
+    try:
+        replace_folder(out, lambda folder: write_files(folder, files))
+    except OSError as err:
+        problem = NO_SPACE.get(err.errno, f"cannot write the report ({err.strerror or err})")
+        raise LabError(f"{out}: {problem}; {kept}") from None
     return images
+
+
+def write_files(folder: Path, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+
+
+def read_results(path: Path) -> dict[str, Any]:
+    """A whole lab's ``results.json``, or a one-line :class:`LabError` that names the file and its problem."""
+    if not path.exists():
+        raise LabError(f"{path}: no such file")
+    if not path.is_file():
+        raise LabError(f"{path}: not a regular file")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as err:
+        raise LabError(f"{path}: cannot be read ({err.strerror})") from None
+    except UnicodeDecodeError:
+        raise LabError(f"{path}: not a lab results file (not UTF-8 text)") from None
+    if not text.strip():
+        raise LabError(f"{path}: the file is empty")
+
+    def no_constant(name: str) -> None:
+        raise LabError(f"{path}: not a lab results file ({name} is not a number the lab writes)")
+
+    try:
+        results = json.loads(text, parse_constant=no_constant)
+    except json.JSONDecodeError as err:
+        raise LabError(
+            f"{path}: not a lab results file (not JSON: {err.msg} at line {err.lineno}, column {err.colno})"
+        ) from None
+    if not isinstance(results, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+        raise LabError(f"{path}: not a lab results file ({kind.get(type(results), 'null')} in JSON, not an object)")
+    missing = [key for key in RESULTS_KEYS if key not in results]
+    if missing:
+        raise LabError(f"{path}: not a lab results file (missing {', '.join(map(repr, missing))})")
+    return results
 
 
 def main(args: list[str] | None = None) -> Path:
@@ -203,14 +312,13 @@ def main(args: list[str] | None = None) -> Path:
     parser.add_argument("--out", type=Path, help="output directory (default: beside results.json)")
     options = parser.parse_args(args)
     with exit_on_user_error():
-        try:
-            results = json.loads(options.results.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise LabError(f"{options.results}: not a readable results.json ({type(err).__name__})") from None
+        results = read_results(options.results)
         out = options.out or options.results.parent
         try:
             write_report(results, out)
-        except (KeyError, TypeError) as err:
-            raise LabError(f"{options.results}: not a whole-lab results.json (missing {err})") from None
+        except KeyError as err:
+            raise LabError(f"{options.results}: not a lab results file (missing {err})") from None
+        except (TypeError, IndexError) as err:
+            raise LabError(f"{options.results}: not a lab results file (a value of the wrong kind: {err})") from None
     print(f"report: {out / 'lab2.md'} ({dt.datetime.now():%Y-%m-%d %H:%M})")
     return out / "lab2.md"

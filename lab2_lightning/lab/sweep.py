@@ -35,7 +35,7 @@ from lab2_lightning.configs import path as config_path
 from lab2_lightning.data.datamodule import IrisDataModule
 from lab2_lightning.lab.experiment import Accelerator, LabCLI, build_cli, check_accelerator, write_results
 from lab2_lightning.lab.lab_folder import mark_finished, open_lab_folder
-from lab2_lightning.lab.report import PUBLISHED, write_report
+from lab2_lightning.lab.report import PUBLISHED, check_lab_folders, write_report
 from lab2_lightning.models.checkpoints import load_checkpoint
 from lab2_lightning.models.linalg import pca_scores
 from lab2_lightning.utils.errors import LabError
@@ -158,6 +158,7 @@ def run_lab(
     for name, value in (("--factorise_epochs", factorise_epochs), ("--mlp_epochs", mlp_epochs)):
         if value is not None and value < 1:
             raise LabError(f"{name} must be at least 1, got {value}")
+    check_lab_folders(Path(out), Path(log_dir))  # last: it creates them
     settings = {
         "seeds": seeds,
         "accelerator": accelerator,

@@ -47,4 +47,9 @@ def write_text(path: str | Path, text: str) -> Path:
 
 def write_json(path: str | Path, data: Any) -> Path:
     """Atomically write ``data`` as indented JSON; NaN and infinity are refused rather than written."""
-    return write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+    return write_text(path, json_text(data))
+
+
+def json_text(data: Any) -> str:
+    """``data`` as the project's JSON files hold it: indented, and without NaN or infinity (a ``ValueError``)."""
+    return json.dumps(data, indent=2, allow_nan=False) + "\n"
