@@ -86,6 +86,17 @@ def test_resuming_a_finished_run_changes_nothing(
     assert files(logs) == before
 
 
+def test_a_run_finished_by_its_epochs_is_complete_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ("--config", "mlp", "--trainer.max_steps", "-1", "--trainer.max_epochs", "2")
+    results, _, _ = fit_in(tmp_path, capsys, *args)
+    assert results["runs"][0]["epochs"] == 20  # 2 epochs of 10 steps
+    before = files(tmp_path / "lightning_logs")
+    status, out, _ = fit_in(tmp_path, capsys, *args, "--ckpt_path", "last")
+    assert status == 0 and "is already complete (epoch 2 of trainer.max_epochs 2)" in out
+    assert out.rstrip().endswith("(raise trainer.max_epochs to train on)")
+    assert files(tmp_path / "lightning_logs") == before
+
+
 # ---------------------------------------------------------------------------------------------- resumed twice
 
 

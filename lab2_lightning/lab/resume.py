@@ -97,22 +97,22 @@ def check_unfinished(resume: Resume, max_steps: int, max_epochs: int | None) -> 
     ``--help``, this ends the command); without one it is an error.
     """
     if 0 < max_steps <= resume.step:
-        reached = f"step {resume.step} of trainer.max_steps {max_steps}"
+        option, reached = "trainer.max_steps", f"step {resume.step} of trainer.max_steps {max_steps}"
     else:
         limit = LIGHTNING_MAX_EPOCHS if max_epochs is None and max_steps == -1 else max_epochs
         if limit is None or limit == -1 or resume.epochs is None or resume.epochs < limit:
             return
-        reached = f"epoch {resume.epochs} of trainer.max_epochs {limit}"
+        option, reached = "trainer.max_epochs", f"epoch {resume.epochs} of trainer.max_epochs {limit}"
     results = resume.run_dir / RESULTS if resume.run_dir is not None else None
     if results is not None and results.is_file() and results.stat().st_mtime >= resume.checkpoint.stat().st_mtime:
         print(
             f"{resume.run_dir} is already complete ({reached}): nothing resumed, nothing changed; its results: "
-            f"{results} (raise trainer.max_steps to train on)"
+            f"{results} (raise {option} to train on)"
         )
         raise SystemExit(0)
     raise LabError(
         f"{resume.checkpoint}: nothing left to train ({reached}) and no results.json of this state to show; raise "
-        "trainer.max_steps to train on, or run it again without --ckpt_path"
+        f"{option} to train on, or run it again without --ckpt_path"
     )
 
 
