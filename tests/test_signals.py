@@ -80,7 +80,7 @@ def test_whole_lab_stopped_while_training_continues_to_the_same_report(
         "error: stopped by SIGTERM; kept logs/lab/version_0: factorise finished, mlp checkpointed at step "
     )
     assert lines[-1].endswith("; run the same command again to continue")
-    assert not (tmp_path / "reports").exists() and not (mlp / "results.json").exists()
+    assert not (tmp_path / "reports" / "lab2.md").exists() and not (mlp / "results.json").exists()
     factorise = (tmp_path / "logs" / "lab" / "version_0" / "factorise" / "results.json").read_bytes()
 
     again = subprocess.run(
