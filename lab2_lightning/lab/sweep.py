@@ -94,7 +94,8 @@ def build_training(
 ) -> LabCLI:
     """One of the lab's trainings (all its members at once), logged to ``log_dir/name``, built but not run.
 
-    The config's callbacks are replaced by the training's :data:`LAB_CALLBACKS`.
+    The config's callbacks are replaced by the training's :data:`LAB_CALLBACKS`. A continued lab writes into the
+    training's own checkpoint folder: ``last.ckpt`` is overwritten there, never versioned beside a stale one.
     """
     logger = {
         "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
@@ -104,7 +105,7 @@ def build_training(
         [
             "--config", str(config), "--accelerator", accelerator, "--threads", str(threads),
             "--trainer.logger", json.dumps(logger), "--trainer.callbacks", json.dumps(LAB_CALLBACKS[name]),
-            "--progress_bar.enabled", "false", *overrides,
+            "--progress_bar.enabled", "false", "--checkpoint.enable_version_counter", "false", *overrides,
         ],
         run=False,
     )  # fmt: skip
@@ -206,7 +207,7 @@ def run_lab(
         log_figures(images, lab_dir / "summary")
         mark_finished(lab_dir, results)
     except Stopped as stop:
-        stop.kept = kept(lab_dir, TRAININGS)
+        stop.kept = kept(lab_dir, TRAININGS, resume)
         raise
     finally:
         folder.release()
@@ -245,8 +246,9 @@ def checkpoint_step(path: Path) -> int:
     return int(load_checkpoint(path)["global_step"])
 
 
-def kept(lab_dir: Path, names: Iterable[str]) -> str:
-    """What a stopped lab leaves in ``lab_dir``, and how to continue it."""
+def kept(lab_dir: Path, names: Iterable[str], resume: bool) -> str:
+    """What a stopped lab leaves in ``lab_dir``, and how to continue it (``resume``: whether the same command
+    would)."""
     done = []
     for name in names:
         folder = lab_dir / name
@@ -255,7 +257,8 @@ def kept(lab_dir: Path, names: Iterable[str]) -> str:
         elif (folder / "checkpoints" / "last.ckpt").is_file():
             done.append(f"{name} checkpointed at step {checkpoint_step(folder / 'checkpoints' / 'last.ckpt')}")
     state = ", ".join(done) or "no checkpoint yet"
-    return f"kept {lab_dir}: {state}; run the same command again to continue"
+    again = "the same command again" if resume else "it again without --resume false"
+    return f"kept {lab_dir}: {state}; run {again} to continue"
 
 
 def summarise(results_of: dict[str, dict[str, Any]], clis: dict[str, LabCLI], seeds: int) -> dict[str, Any]:
