@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -110,6 +111,39 @@ def test_resume_from_bad_checkpoints(
         "--config", str(configs / "factorise.yaml"), "--model.rank", "3", "--ckpt_path", str(factorisation)
     )
     assert "model.rank is 2 in the checkpoint but 3 here" in line
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "kinds", "count"), [("W1", math.nan, "NaN", "1 of 48"), ("b2", math.inf, "inf", "1 of 1")]
+)
+def test_non_finite_weights_are_a_corrupt_checkpoint(
+    tmp_path: Path,
+    configs: Path,
+    run_cli: Callable[..., Any],
+    cli_error: Callable[..., str],
+    name: str,
+    value: float,
+    kinds: str,
+    count: str,
+) -> None:
+    """Not "training diverged ... lower model.lr" at the first resumed step, nor NaN metrics or predictions."""
+    run_cli("--config", str(configs / "mlp.yaml"), "--trainer.max_steps", "20")
+    checkpoint = torch.load(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint["state_dict"][name].view(-1)[0] = value
+    broken = tmp_path / "broken.ckpt"
+    torch.save(checkpoint, broken)
+    new = tmp_path / "new.csv"
+    new.write_text("5.1,3.5,1.4,0.2\n")
+    expected = (
+        f"error: {broken}: corrupt checkpoint: {name} holds {kinds} values ({count}); the file is damaged or its run "
+        "had diverged: use an earlier checkpoint"
+    )
+    before = sorted(tmp_path.rglob("*"))
+    assert cli_error("--config", str(configs / "mlp.yaml"), "--ckpt_path", str(broken)) == expected
+    assert cli_error("validate", "--config", "mlp", "--ckpt_path", str(broken)) == expected
+    assert cli_error("test", "--config", "mlp", "--ckpt_path", str(broken)) == expected
+    assert cli_error("predict", "--ckpt_path", str(broken), "--data.path", str(new)) == expected
+    assert sorted(tmp_path.rglob("*")) == before  # no new run, no predictions file
 
 
 def test_resume_last_without_checkpoint(configs: Path, cli_error: Callable[..., str]) -> None:
