@@ -146,6 +146,27 @@ def test_non_finite_weights_are_a_corrupt_checkpoint(
     assert sorted(tmp_path.rglob("*")) == before  # no new run, no predictions file
 
 
+@pytest.mark.parametrize(("config", "steps"), [("factorise.yaml", "100,000"), ("mlp.yaml", "10,000")])
+def test_max_steps_minus_one_without_another_limit(
+    tmp_path: Path, configs: Path, cli_error: Callable[..., str], config: str, steps: str
+) -> None:
+    """-1 is Lightning's "no step limit"; with no max_epochs it then runs 1000 epochs, saying so in a warning."""
+    line = cli_error("--config", str(configs / config), "--trainer.max_steps", "-1")
+    per_epoch = "100" if config == "factorise.yaml" else "10"
+    assert line == (
+        "error: trainer.max_steps -1 means no step limit, and with no trainer.max_epochs Lightning would stop after "
+        f"its default 1000 epochs: {steps} steps here (data.steps_per_epoch {per_epoch}); give the lab's epochs as "
+        "trainer.max_steps N, or set trainer.max_epochs or trainer.max_time"
+    )
+    assert not (tmp_path / "lightning_logs").exists()
+
+
+def test_max_steps_minus_one_with_max_epochs(tmp_path: Path, configs: Path, run_cli: Callable[..., Any]) -> None:
+    run_cli("--config", str(configs / "mlp.yaml"), "--trainer.max_steps", "-1", "--trainer.max_epochs", "2")
+    checkpoint = load_checkpoint(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt")
+    assert checkpoint["global_step"] == 20  # 2 epochs of data.steps_per_epoch 10
+
+
 def test_resume_last_without_checkpoint(configs: Path, cli_error: Callable[..., str]) -> None:
     assert "--ckpt_path last: no " in cli_error("--config", str(configs / "factorise.yaml"), "--ckpt_path", "last")
 

@@ -159,7 +159,8 @@ class LabCLI(LightningCLI):
                 "refuses a bar callback without a bar); turn it off with --progress_bar.enabled false"
             )
         if self.subcommand in (None, "fit"):
-            check_length(config.trainer.max_steps, config.trainer.max_epochs)
+            trainer = config.trainer
+            check_length(trainer.max_steps, trainer.max_epochs, trainer.max_time, config.data.steps_per_epoch)
             check_logging(config.trainer.log_every_n_steps)
         if self.subcommand is not None and config.weights_only is None:
             config.weights_only = True  # checkpoints hold tensors and plain data only: nothing else is unpickled
@@ -211,10 +212,25 @@ def check_accelerator(accelerator: Any) -> None:
         )
 
 
-def check_length(max_steps: int, max_epochs: int | None) -> None:
-    """A run must take at least one step: the lab's epochs are ``trainer.max_steps``."""
+# Lightning's max_epochs when neither it nor max_steps nor max_time limits a fit.
+LIGHTNING_DEFAULT_EPOCHS = 1000
+
+
+def check_length(max_steps: int, max_epochs: int | None, max_time: Any, steps_per_epoch: int) -> None:
+    """A run must take at least one step, and stop where the user said: the lab's epochs are ``trainer.max_steps``.
+
+    ``max_steps`` -1 is Lightning's "no step limit"; with no other limit Lightning then runs its default 1000 epochs
+    of ``data.steps_per_epoch`` steps, 100,000 for Exercise 1, saying so only in a warning among its others.
+    """
     if max_steps == 0 or max_steps < -1:
         raise LabError(f"trainer.max_steps (the lab's epochs) must be at least 1, got {max_steps}")
+    if max_steps == -1 and max_epochs is None and max_time is None:
+        raise LabError(
+            f"trainer.max_steps -1 means no step limit, and with no trainer.max_epochs Lightning would stop after "
+            f"its default {LIGHTNING_DEFAULT_EPOCHS} epochs: {LIGHTNING_DEFAULT_EPOCHS * steps_per_epoch:,} steps "
+            f"here (data.steps_per_epoch {steps_per_epoch}); give the lab's epochs as trainer.max_steps N, or set "
+            "trainer.max_epochs or trainer.max_time"
+        )
     if max_epochs is not None and (max_epochs == 0 or max_epochs < -1):
         raise LabError(f"trainer.max_epochs must be at least 1 (or -1 for no limit), got {max_epochs}")
 
