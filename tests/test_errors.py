@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -153,3 +154,94 @@ def test_a_decimal_comma_is_named(tmp_path: Path, configs: Path, cli_error: Call
     path = write(tmp_path, IRIS_HEADER.replace(",", ";") + joined(rows, ";"))
     line = cli_error("--config", str(configs / "mlp.yaml"), "--data.path", path)
     assert line == f"error: {path}, line 2, column 1: '5,1' is not a number (a decimal comma? write 5.1)"
+
+
+# ------------------------------------------------------------------------------- where the Trainer is to run
+
+
+def installed(package: str) -> bool:
+    return importlib.util.find_spec(package) is not None
+
+
+BITSANDBYTES = """trainer:
+  plugins:
+    - class_path: lightning.pytorch.plugins.BitsandbytesPrecision
+      init_args:
+        mode: nf4
+"""
+
+
+@pytest.mark.parametrize(
+    ("flags", "message", "skip"),
+    [
+        (
+            ["--trainer.accelerator", "bogus"],
+            "error: --trainer.accelerator bogus is not an accelerator: use one of auto, cpu, cuda, gpu, mps, tpu",
+            False,
+        ),
+        (
+            ["--trainer.accelerator", "tpu"],
+            "error: --accelerator tpu was asked for, but Lightning finds no tpu device here; use --accelerator cpu "
+            "or auto",
+            installed("torch_xla"),
+        ),
+        (
+            ["--accelerator", "mps"],
+            "error: --accelerator mps was asked for, but Lightning finds no mps device here; use --accelerator cpu "
+            "or auto",
+            torch.backends.mps.is_available(),
+        ),
+        (
+            ["--trainer.strategy", "bogus"],
+            "error: --trainer.strategy bogus is not a strategy: use auto or one of ddp, ddp_spawn, ",
+            False,
+        ),
+        (
+            ["--trainer.strategy", "deepspeed"],
+            "error: Lightning cannot set up this Trainer (--trainer.strategy deepspeed): To use the "
+            "`DeepSpeedStrategy`, you must have DeepSpeed installed.",
+            installed("deepspeed"),
+        ),
+        (
+            ["--trainer.accelerator", "cpu", "--trainer.strategy", "fsdp"],
+            "error: Lightning cannot set up this Trainer (--trainer.accelerator cpu, --trainer.strategy fsdp): The "
+            "strategy `fsdp` requires a GPU accelerator",
+            False,
+        ),
+        (
+            ["--trainer.precision", "transformer-engine"],
+            "error: Lightning cannot set up this Trainer (--trainer.precision transformer-engine): Requirement "
+            "'transformer_engine",
+            installed("transformer_engine"),
+        ),
+        (
+            ["--config", "bitsandbytes.yaml"],
+            "error: --trainer.plugins BitsandbytesPrecision: Requirement 'bitsandbytes' not met.",
+            installed("bitsandbytes"),
+        ),
+        (
+            ["--trainer.accelerator", "cpu", "--trainer.devices", "bogus"],
+            "error: Lightning cannot set up this Trainer (--trainer.accelerator cpu, --trainer.devices bogus): "
+            "`devices` selected with `CPUAccelerator` should be an int > 0.",
+            False,
+        ),
+    ],
+    ids=["accelerator", "tpu", "mps", "strategy", "deepspeed", "fsdp", "transformer-engine", "bitsandbytes", "devices"],
+)
+def test_device_options_lightning_cannot_use(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cli_error: Callable[..., str],
+    flags: list[str],
+    message: str,
+    skip: bool,
+) -> None:
+    """An accelerator, strategy or precision plugin that Lightning does not know, or cannot use here: one line naming
+    the option, not Lightning's ValueError, ModuleNotFoundError or TypeError traceback."""
+    if skip:
+        pytest.skip("this machine has it")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bitsandbytes.yaml").write_text(BITSANDBYTES)
+    line = cli_error("--config", "mlp", *flags)
+    assert line.startswith(message), line
+    assert not (tmp_path / "lightning_logs").exists()

@@ -319,3 +319,33 @@ def test_ddp_mlp_matches_one_device(tmp_path: Path, configs: Path) -> None:
         assert run2[split]["acc_per_class"] == run1[split]["acc_per_class"]
         assert run2[split]["class_counts"] == run1[split]["class_counts"]
         assert run2[split]["loss"] == pytest.approx(run1[split]["loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--trainer.strategy", "ddp_spawn"], "ddp_spawn"),
+        (["--trainer.strategy", "ddp_fork"], "ddp_fork"),
+        (["--trainer.strategy", "ddp_notebook"], "ddp_notebook"),
+        (["--trainer.strategy", "ddp_spawn_find_unused_parameters_true"], "ddp_spawn_find_unused_parameters_true"),
+        (
+            ["--trainer.strategy", "lightning.pytorch.strategies.DDPStrategy", "--trainer.strategy.start_method",
+             "spawn"],
+            "DDPStrategy with start_method spawn",
+        ),
+    ],
+    ids=["ddp_spawn", "ddp_fork", "ddp_notebook", "find_unused", "class"],
+)  # fmt: skip
+@pytest.mark.parametrize("command", ["fit", "validate"])
+def test_ddp_started_from_this_process_is_refused(
+    tmp_path: Path, configs: Path, cli_error: Callable[..., str], flags: list[str], named: str, command: str
+) -> None:
+    """These strategies train in child processes that hand back only weights and metrics: fit exited 0 with an
+    empty results.json in a run folder of its own (the training's being another)."""
+    line = cli_error(command, "--config", str(configs / "mlp.yaml"), "--trainer.devices", "2", *flags)
+    assert line == (
+        f"error: --trainer.strategy {named} trains in processes started from this one, which hand back no results "
+        "(results.json would be empty, in a run folder of its own); use --trainer.strategy ddp, the same training "
+        "run as separate processes"
+    )
+    assert not (tmp_path / "lightning_logs").exists()

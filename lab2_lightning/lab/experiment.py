@@ -18,12 +18,14 @@ import torch
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from lab2_lightning import configs
 from lab2_lightning.callbacks.prediction_writer import PredictionWriter
 from lab2_lightning.callbacks.progress import StepProgressBar
 from lab2_lightning.callbacks.summary import RunSummary
 from lab2_lightning.data.datamodule import IrisDataModule
+from lab2_lightning.lab.devices import check_accelerator, check_plugins, check_strategy, trainer_refusal
 from lab2_lightning.models.checkpoints import check_fits, checkpoint_model_name, load_checkpoint
 
 # Imported so that ``--model LowRankFactorisation`` or ``--model LabMLP`` resolves without the module path.
@@ -153,6 +155,8 @@ class LabCLI(LightningCLI):
         if config.accelerator is not None:
             config.trainer.accelerator = config.accelerator
         check_accelerator(config.trainer.accelerator)
+        check_strategy(config.trainer.strategy)
+        check_plugins(config.trainer.plugins)
         if config.trainer.enable_progress_bar is False:
             raise LabError(
                 "--trainer.enable_progress_bar false clashes with this program's own progress bar (Lightning "
@@ -167,6 +171,20 @@ class LabCLI(LightningCLI):
         drop_saved_links(config.model)
         if self.subcommand == "predict":
             prepare_prediction(config)
+
+    def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
+        """LightningCLI's Trainer; Lightning's refusal of its options is a user's error, in one line.
+
+        The Trainer's constructor only checks its options (the callbacks and loggers it gets are built already), so
+        what it raises is about them, whatever the type: ``ValueError`` (``fsdp`` on a CPU), ``TypeError``
+        (``devices`` that are not a count), ``ModuleNotFoundError`` (``precision transformer-engine`` without the
+        package) or ``MisconfigurationException`` (``deepspeed`` without the package).
+        """
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except (ValueError, TypeError, ImportError, MisconfigurationException) as error:
+            config = self.config[self.subcommand] if self.subcommand else self.config
+            raise trainer_refusal(config.trainer, error) from None
 
     def after_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -201,15 +219,6 @@ def explain_unknown_option(args: ArgsType, parsers: dict[str | None, LightningAr
         message = not_abbreviated(name, known, command or "this command")
         if message:
             raise LabError(message)
-
-
-def check_accelerator(accelerator: Any) -> None:
-    """Refuse a GPU where there is none, in one line, before Lightning builds a Trainer."""
-    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise LabError(
-            f"--accelerator {accelerator} was asked for, but PyTorch sees no CUDA GPU "
-            f"(torch {torch.__version__}); use --accelerator cpu or auto"
-        )
 
 
 # Lightning's max_epochs when neither it nor max_steps nor max_time limits a fit.
