@@ -96,7 +96,10 @@ def run_headline(model: str | None, run: dict[str, Any]) -> str:
     if model == "LowRankFactorisation":
         line = f"seed {run['seed']}, rank {run['rank']}: GD loss {run['gd_loss']:.4f}"
         if "svd_loss" in run:
-            line += f", SVD optimum {run['svd_loss']:.4f} (gap {100 * run['relative_gap']:+.4f}%)"
+            gap = run["relative_gap"]  # None where the optimum is 0: the rank reaches the data's own
+            line += f", SVD optimum {run['svd_loss']:.4f} " + (
+                "(exact at this rank: no relative gap)" if gap is None else f"(gap {100 * gap:+.4f}%)"
+            )
         return line
     split, name = ("val", "validation") if "val" in run else ("train", "training")
     if split not in run:

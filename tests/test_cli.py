@@ -103,6 +103,19 @@ def test_a_single_run_prints_its_headline_and_no_banners(tmp_path: Path, configs
     assert "step/s" not in printed and "LowRankFactorisation:" not in printed  # no bar
 
 
+def test_headline_at_full_rank(tmp_path: Path, configs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """At rank 4 the optimum of the 150 x 4 matrix is 0 and results.json has no relative gap (null): the headline
+    took 100 * None and ended in a TypeError traceback, after results.json was written."""
+    results = run(["fit", "--config", str(configs / "factorise.yaml"), "--model.init_args.rank", "4",
+                   "--trainer.max_steps", "10", "--trainer.default_root_dir", str(tmp_path)])  # fmt: skip
+    (run_results,) = results["runs"]
+    assert run_results["svd_loss"] == 0 and run_results["relative_gap"] is None
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"seed 0, rank 4: GD loss {run_results['gd_loss']:.4f}, SVD optimum 0.0000 (exact at this rank: no "
+        "relative gap)"
+    )
+
+
 def test_mlp_headline_per_class(tmp_path: Path, configs: Path, capsys: pytest.CaptureFixture[str]) -> None:
     results = run(["fit", "--config", "mlp", "--trainer.max_steps", "10", "--trainer.default_root_dir", str(tmp_path)])
     out = capsys.readouterr().out.splitlines()

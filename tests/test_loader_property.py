@@ -18,7 +18,10 @@ cells = st.one_of(
     st.sampled_from(["", " ", "nan", "inf", "-inf", "Iris-setosa", "x", '"1,2"', "1e400", "0x10", "1_0"]),
     st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=6),
 )
-rows = st.lists(st.lists(cells, min_size=1, max_size=5).map(",".join), max_size=6)
+# Rows separated by commas, semicolons or tabs, each of which the loader takes.
+rows = st.sampled_from([",", ";", "\t"]).flatmap(
+    lambda separator: st.lists(st.lists(cells, min_size=1, max_size=5).map(separator.join), max_size=6)
+)
 csv_text = st.one_of(rows.map("\n".join), st.text(max_size=80), st.binary(max_size=80))
 
 

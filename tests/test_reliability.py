@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -110,6 +111,60 @@ def test_resume_from_bad_checkpoints(
         "--config", str(configs / "factorise.yaml"), "--model.rank", "3", "--ckpt_path", str(factorisation)
     )
     assert "model.rank is 2 in the checkpoint but 3 here" in line
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "kinds", "count"), [("W1", math.nan, "NaN", "1 of 48"), ("b2", math.inf, "inf", "1 of 1")]
+)
+def test_non_finite_weights_are_a_corrupt_checkpoint(
+    tmp_path: Path,
+    configs: Path,
+    run_cli: Callable[..., Any],
+    cli_error: Callable[..., str],
+    name: str,
+    value: float,
+    kinds: str,
+    count: str,
+) -> None:
+    """Not "training diverged ... lower model.lr" at the first resumed step, nor NaN metrics or predictions."""
+    run_cli("--config", str(configs / "mlp.yaml"), "--trainer.max_steps", "20")
+    checkpoint = torch.load(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint["state_dict"][name].view(-1)[0] = value
+    broken = tmp_path / "broken.ckpt"
+    torch.save(checkpoint, broken)
+    new = tmp_path / "new.csv"
+    new.write_text("5.1,3.5,1.4,0.2\n")
+    expected = (
+        f"error: {broken}: corrupt checkpoint: {name} holds {kinds} values ({count}); the file is damaged or its run "
+        "had diverged: use an earlier checkpoint"
+    )
+    before = sorted(tmp_path.rglob("*"))
+    assert cli_error("--config", str(configs / "mlp.yaml"), "--ckpt_path", str(broken)) == expected
+    assert cli_error("validate", "--config", "mlp", "--ckpt_path", str(broken)) == expected
+    assert cli_error("test", "--config", "mlp", "--ckpt_path", str(broken)) == expected
+    assert cli_error("predict", "--ckpt_path", str(broken), "--data.path", str(new)) == expected
+    assert sorted(tmp_path.rglob("*")) == before  # no new run, no predictions file
+
+
+@pytest.mark.parametrize(("config", "steps"), [("factorise.yaml", "100,000"), ("mlp.yaml", "10,000")])
+def test_max_steps_minus_one_without_another_limit(
+    tmp_path: Path, configs: Path, cli_error: Callable[..., str], config: str, steps: str
+) -> None:
+    """-1 is Lightning's "no step limit"; with no max_epochs it then runs 1000 epochs, saying so in a warning."""
+    line = cli_error("--config", str(configs / config), "--trainer.max_steps", "-1")
+    per_epoch = "100" if config == "factorise.yaml" else "10"
+    assert line == (
+        "error: trainer.max_steps -1 means no step limit, and with no trainer.max_epochs Lightning would stop after "
+        f"its default 1000 epochs: {steps} steps here (data.steps_per_epoch {per_epoch}); give the lab's epochs as "
+        "trainer.max_steps N, or set trainer.max_epochs or trainer.max_time"
+    )
+    assert not (tmp_path / "lightning_logs").exists()
+
+
+def test_max_steps_minus_one_with_max_epochs(tmp_path: Path, configs: Path, run_cli: Callable[..., Any]) -> None:
+    run_cli("--config", str(configs / "mlp.yaml"), "--trainer.max_steps", "-1", "--trainer.max_epochs", "2")
+    checkpoint = load_checkpoint(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt")
+    assert checkpoint["global_step"] == 20  # 2 epochs of data.steps_per_epoch 10
 
 
 def test_resume_last_without_checkpoint(configs: Path, cli_error: Callable[..., str]) -> None:
@@ -271,3 +326,33 @@ def test_ddp_mlp_matches_one_device(tmp_path: Path, configs: Path) -> None:
         assert run2[split]["acc_per_class"] == run1[split]["acc_per_class"]
         assert run2[split]["class_counts"] == run1[split]["class_counts"]
         assert run2[split]["loss"] == pytest.approx(run1[split]["loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--trainer.strategy", "ddp_spawn"], "ddp_spawn"),
+        (["--trainer.strategy", "ddp_fork"], "ddp_fork"),
+        (["--trainer.strategy", "ddp_notebook"], "ddp_notebook"),
+        (["--trainer.strategy", "ddp_spawn_find_unused_parameters_true"], "ddp_spawn_find_unused_parameters_true"),
+        (
+            ["--trainer.strategy", "lightning.pytorch.strategies.DDPStrategy", "--trainer.strategy.start_method",
+             "spawn"],
+            "DDPStrategy with start_method spawn",
+        ),
+    ],
+    ids=["ddp_spawn", "ddp_fork", "ddp_notebook", "find_unused", "class"],
+)  # fmt: skip
+@pytest.mark.parametrize("command", ["fit", "validate"])
+def test_ddp_started_from_this_process_is_refused(
+    tmp_path: Path, configs: Path, cli_error: Callable[..., str], flags: list[str], named: str, command: str
+) -> None:
+    """These strategies train in child processes that hand back only weights and metrics: fit exited 0 with an
+    empty results.json in a run folder of its own (the training's being another)."""
+    line = cli_error(command, "--config", str(configs / "mlp.yaml"), "--trainer.devices", "2", *flags)
+    assert line == (
+        f"error: --trainer.strategy {named} trains in processes started from this one, which hand back no results "
+        "(results.json would be empty, in a run folder of its own); use --trainer.strategy ddp, the same training "
+        "run as separate processes"
+    )
+    assert not (tmp_path / "lightning_logs").exists()

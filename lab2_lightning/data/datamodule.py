@@ -29,7 +29,7 @@ def preprocessing_stats(x: torch.Tensor, preprocessing: Preprocessing) -> tuple[
 
     ``centre``: mean and 1 (Exercise 1); ``lab``: mean and the (unbiased) variance, the lab's own
     normalisation for Exercise 2 -- note: variance, not standard deviation; ``standardise``: mean and the
-    standard deviation; ``none``: 0 and 1.
+    standard deviation; ``none``: 0 and 1. Check the data with :func:`check_columns` first.
     """
     mean = x.mean(dim=0)
     ones = torch.ones_like(mean)
@@ -39,12 +39,40 @@ def preprocessing_stats(x: torch.Tensor, preprocessing: Preprocessing) -> tuple[
         return mean, ones
     if preprocessing not in ("lab", "standardise"):
         raise LabError(f"unknown preprocessing {preprocessing!r}: use centre, lab, standardise or none")
-    spread = x.var(dim=0) if preprocessing == "lab" else x.std(dim=0)
-    constant = (spread == 0) | ~torch.isfinite(spread)
-    if constant.any():
-        column = int(constant.nonzero()[0]) + 1
-        raise LabError(f"feature column {column} is constant: preprocessing {preprocessing!r} would divide by 0")
-    return mean, spread
+    return mean, x.var(dim=0) if preprocessing == "lab" else x.std(dim=0)
+
+
+def check_columns(x: torch.Tensor, preprocessing: Preprocessing, names: list[str], where: str) -> None:
+    """Refuse, naming the columns, data that ``preprocessing`` would turn into 0/0 or into nothing.
+
+    A constant column has no spread, so ``lab`` and ``standardise`` would divide by 0, or by a rounding error (the
+    mean of 150 copies of 3.3 is not exactly 3.3: a variance of 1e-31); and once every column is constant,
+    subtracting the means leaves a matrix of zeros, whose factorisation's yardsticks are 0/0 and from which no
+    classifier learns. Either ended in a misleading "training diverged". Hence constant means equal in every row, not
+    a variance of 0. ``where`` names the file (and the rows the statistics come from).
+    """
+    constant = (x == x[:1]).all(dim=0).nonzero().flatten().tolist()
+    if preprocessing == "none" or not constant:
+        return
+    listed = [names[j] if j < len(names) else f"x{j + 1}" for j in constant[:10]]
+    if len(constant) > 10:
+        listed.append(f"{len(constant) - 10} more")
+    if len(constant) == x.shape[1]:
+        raise LabError(
+            f"{where}: every feature column is constant ({', '.join(listed)}): there is nothing to factorise or "
+            f"learn (preprocessing {preprocessing!r} subtracts the column means, which leaves only zeros)"
+        )
+    if preprocessing in ("lab", "standardise"):
+        which = (
+            f"feature column {listed[0]} is constant ({float(x[0, constant[0]])!r} in every row)"
+            if len(constant) == 1
+            else f"feature columns {', '.join(listed)} are constant"
+        )
+        spread = "variance" if preprocessing == "lab" else "standard deviation"
+        raise LabError(
+            f"{where}: {which}: preprocessing {preprocessing!r} divides each column by its {spread}, which is 0 "
+            f"there; drop {'it' if len(constant) == 1 else 'them'} or use data.preprocessing centre"
+        )
 
 
 class FullBatch:
@@ -143,6 +171,8 @@ class IrisDataModule(pl.LightningDataModule):
         x = torch.from_numpy(table.features)
         y = torch.tensor(labels, dtype=torch.long)
         stats_from = x if stats_rows == "all" else x[torch.from_numpy(train_rows)]
+        where = f"{table.path}" if stats_rows == "all" else f"{table.path} (its training rows)"
+        check_columns(stats_from, preprocessing, table.feature_names, where)
         self.shift, self.scale = preprocessing_stats(stats_from, preprocessing)
         x = ((x - self.shift) / self.scale).to(getattr(torch, dtype))
 

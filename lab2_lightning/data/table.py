@@ -5,6 +5,9 @@ Kept apart from the DataModule because prediction reads new files with the same 
 
 from __future__ import annotations
 
+import csv
+import itertools
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -20,6 +23,8 @@ if TYPE_CHECKING:
     import torch
 
 LabelColumn = int | Literal["auto"] | None
+
+DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
 
 
 # The columns of UCI's iris.data, which has no header, as UCI's iris.names describes them (in cm).
@@ -54,15 +59,46 @@ def _is_number(cell: str) -> bool:
     return True
 
 
+# How many of a file's first non-blank lines decide its separator.
+SEPARATOR_SAMPLE_LINES = 50
+
+
+def _separator(path: Path) -> str:
+    """The file's cell separator: ``;`` or a tab when it splits each of the first lines into the same number (more
+    than one) of cells, else ``,``.
+
+    Spreadsheets in locales with a decimal comma save "CSV" with ``;`` (and ``5,1``), and tab-separated exports are
+    common: read with ``,``, such a file is one column of text and every message would be beside the point. ``;``
+    and the tab are tried first because a decimal comma splits the lines of a ``;`` file evenly too.
+    """
+    with path.open(encoding="utf-8", newline="") as file:
+        lines = [line for line in itertools.islice(file, SEPARATOR_SAMPLE_LINES) if line.strip()]
+    for candidate in (";", "\t"):
+        try:
+            widths = {len(row) for row in csv.reader(lines, delimiter=candidate)}
+        except csv.Error:
+            continue
+        if len(widths) == 1 and widths.pop() > 1:
+            return candidate
+    return ","
+
+
 def _read_cells(path: Path) -> pd.DataFrame:
-    """All cells as stripped strings, indexed by 1-based line number; blank lines dropped."""
+    """All cells as stripped strings, indexed by 1-based line number; blank lines dropped. The separator is a comma,
+    a semicolon or a tab (:func:`_separator`)."""
     if not path.exists():
         raise LabError(f"{path}: no such file")
     if not path.is_file():
         raise LabError(f"{path}: not a regular file")
     try:
         frame = pd.read_csv(
-            path, header=None, dtype=str, keep_default_na=False, skip_blank_lines=False, encoding="utf-8"
+            path,
+            sep=_separator(path),
+            header=None,
+            dtype=str,
+            keep_default_na=False,
+            skip_blank_lines=False,
+            encoding="utf-8",
         )
     except pd.errors.EmptyDataError:
         raise LabError(f"{path}: the file is empty") from None
@@ -171,6 +207,8 @@ def read_table(path: str | Path, label_column: LabelColumn = "auto") -> Table:
                 raise LabError(f"{where}: empty cell")
             if _is_number(cell):
                 raise LabError(f"{where}: {cell!r} is not a finite number")
+            if DECIMAL_COMMA.fullmatch(cell):
+                raise LabError(f"{where}: {cell!r} is not a number (a decimal comma? write {cell.replace(',', '.')})")
             raise LabError(f"{where}: {cell[:40]!r} is not a number")
         values[:, j] = numbers
 

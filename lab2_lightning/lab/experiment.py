@@ -22,6 +22,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from lab2_lightning import configs
 from lab2_lightning.callbacks.final_checkpoint import FinalCheckpoint
@@ -30,6 +31,7 @@ from lab2_lightning.callbacks.progress import StepProgressBar
 from lab2_lightning.callbacks.stop_note import StopNote
 from lab2_lightning.callbacks.summary import RunSummary
 from lab2_lightning.data.datamodule import IrisDataModule
+from lab2_lightning.lab.devices import check_accelerator, check_plugins, check_strategy, trainer_refusal
 from lab2_lightning.lab.resume import (
     LOGS,
     Resume,
@@ -181,13 +183,16 @@ class LabCLI(LightningCLI):
         if config.accelerator is not None:
             config.trainer.accelerator = config.accelerator
         check_accelerator(config.trainer.accelerator)
+        check_strategy(config.trainer.strategy)
+        check_plugins(config.trainer.plugins)
         if config.trainer.enable_progress_bar is False:
             raise LabError(
                 "--trainer.enable_progress_bar false clashes with this program's own progress bar (Lightning "
                 "refuses a bar callback without a bar); turn it off with --progress_bar.enabled false"
             )
         if self.subcommand in (None, "fit"):
-            check_length(config.trainer.max_steps, config.trainer.max_epochs)
+            trainer = config.trainer
+            check_length(trainer.max_steps, trainer.max_epochs, trainer.max_time, config.data.steps_per_epoch)
             check_logging(config.trainer.log_every_n_steps)
         if self.subcommand == "fit":  # where its logs and checkpoints go, checked before any training
             writable_folder(config.trainer.default_root_dir or ".", "--trainer.default_root_dir")
@@ -211,14 +216,14 @@ class LabCLI(LightningCLI):
             check_fits(self.resume.checkpoint, self.model)
         config = self.config[self.subcommand] if self.subcommand else self.config
         if self.subcommand is None or config.trainer.logger not in (None, True) or "logger" in kwargs:
-            return super().instantiate_trainer(**kwargs)
+            return self.checked_trainer(**kwargs)
         run_dir = self.resume.run_dir if self.resume is not None else None
         claimed = None
         if run_dir is None and rank_zero_only.rank == 0:  # other DDP ranks get rank 0's folder from Lightning
             logs = default_root(config) / LOGS
             claimed = run_dir = logs / f"version_{claim_version(logs)}"
         try:
-            trainer = super().instantiate_trainer(logger=run_logger(run_dir, default_root(config)), **kwargs)
+            trainer = self.checked_trainer(logger=run_logger(run_dir, default_root(config)), **kwargs)
         except BaseException:
             if claimed is not None:
                 claimed.rmdir()
@@ -226,6 +231,20 @@ class LabCLI(LightningCLI):
         if self.resume is not None and run_dir is not None and rank_zero_only.rank == 0:
             print(describe(self.resume, run_dir), file=sys.stderr)
         return trainer
+
+    def checked_trainer(self, **kwargs: Any) -> pl.Trainer:
+        """LightningCLI's Trainer; Lightning's refusal of its options is a user's error, in one line.
+
+        The Trainer's constructor only checks its options (the callbacks and loggers it gets are built already), so
+        what it raises is about them, whatever the type: ``ValueError`` (``fsdp`` on a CPU), ``TypeError``
+        (``devices`` that are not a count), ``ModuleNotFoundError`` (``precision transformer-engine`` without the
+        package) or ``MisconfigurationException`` (``deepspeed`` without the package).
+        """
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except (ValueError, TypeError, ImportError, MisconfigurationException) as error:
+            config = self.config[self.subcommand] if self.subcommand else self.config
+            raise trainer_refusal(config.trainer, error) from None
 
     def after_fit(self) -> None:
         self.results = write_results(self)
@@ -252,19 +271,25 @@ def explain_unknown_option(args: ArgsType, parsers: dict[str | None, LightningAr
             raise LabError(message)
 
 
-def check_accelerator(accelerator: Any) -> None:
-    """Refuse a GPU where there is none, in one line, before Lightning builds a Trainer."""
-    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise LabError(
-            f"--accelerator {accelerator} was asked for, but PyTorch sees no CUDA GPU "
-            f"(torch {torch.__version__}); use --accelerator cpu or auto"
-        )
+# Lightning's max_epochs when neither it nor max_steps nor max_time limits a fit.
+LIGHTNING_DEFAULT_EPOCHS = 1000
 
 
-def check_length(max_steps: int, max_epochs: int | None) -> None:
-    """A run must take at least one step: the lab's epochs are ``trainer.max_steps``."""
+def check_length(max_steps: int, max_epochs: int | None, max_time: Any, steps_per_epoch: int) -> None:
+    """A run must take at least one step, and stop where the user said: the lab's epochs are ``trainer.max_steps``.
+
+    ``max_steps`` -1 is Lightning's "no step limit"; with no other limit Lightning then runs its default 1000 epochs
+    of ``data.steps_per_epoch`` steps, 100,000 for Exercise 1, saying so only in a warning among its others.
+    """
     if max_steps == 0 or max_steps < -1:
         raise LabError(f"trainer.max_steps (the lab's epochs) must be at least 1, got {max_steps}")
+    if max_steps == -1 and max_epochs is None and max_time is None:
+        raise LabError(
+            f"trainer.max_steps -1 means no step limit, and with no trainer.max_epochs Lightning would stop after "
+            f"its default {LIGHTNING_DEFAULT_EPOCHS} epochs: {LIGHTNING_DEFAULT_EPOCHS * steps_per_epoch:,} steps "
+            f"here (data.steps_per_epoch {steps_per_epoch}); give the lab's epochs as trainer.max_steps N, or set "
+            "trainer.max_epochs or trainer.max_time"
+        )
     if max_epochs is not None and (max_epochs == 0 or max_epochs < -1):
         raise LabError(f"trainer.max_epochs must be at least 1 (or -1 for no limit), got {max_epochs}")
 

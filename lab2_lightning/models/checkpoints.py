@@ -24,7 +24,23 @@ def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
         raise LabError(f"{path}: not a readable checkpoint, truncated or corrupt ({type(err).__name__})") from None
     if not isinstance(checkpoint, dict) or not {"state_dict", "hyper_parameters"} <= checkpoint.keys():
         raise LabError(f"{path}: not a checkpoint written by this project's training")
+    check_finite(path, checkpoint["state_dict"])
     return checkpoint
+
+
+def check_finite(path: Path, state_dict: dict[str, Any]) -> None:
+    """Refuse weights that are not all finite numbers: resumed, the run would stop with "training diverged" at its
+    first step, and validate or predict would report NaN metrics or classes drawn from NaN probabilities."""
+    for name, tensor in state_dict.items():
+        if not (isinstance(tensor, torch.Tensor) and tensor.is_floating_point()):
+            continue
+        nan, inf = int(torch.isnan(tensor).sum()), int(torch.isinf(tensor).sum())
+        if nan or inf:
+            kinds = " and ".join(kind for kind, count in (("NaN", nan), ("inf", inf)) if count)
+            raise LabError(
+                f"{path}: corrupt checkpoint: {name} holds {kinds} values ({nan + inf} of {tensor.numel()}); the "
+                "file is damaged or its run had diverged: use an earlier checkpoint"
+            )
 
 
 def checkpoint_model_name(checkpoint: dict[str, Any]) -> str:
