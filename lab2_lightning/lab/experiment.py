@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -218,15 +219,18 @@ class LabCLI(LightningCLI):
         if self.subcommand is None or config.trainer.logger not in (None, True) or "logger" in kwargs:
             return self.checked_trainer(**kwargs)
         run_dir = self.resume.run_dir if self.resume is not None else None
-        claimed = None
+        claimed: list[Path] = []  # the folders made here, to remove if the Trainer cannot be built
         if run_dir is None and rank_zero_only.rank == 0:  # other DDP ranks get rank 0's folder from Lightning
             logs = default_root(config) / LOGS
-            claimed = run_dir = logs / f"version_{claim_version(logs)}"
+            claimed = [] if logs.exists() else [logs]
+            run_dir = logs / f"version_{claim_version(logs)}"
+            claimed.insert(0, run_dir)
         try:
             trainer = self.checked_trainer(logger=run_logger(run_dir, default_root(config)), **kwargs)
         except BaseException:
-            if claimed is not None:
-                claimed.rmdir()
+            for folder in claimed:
+                with contextlib.suppress(OSError):  # not empty: another run has begun there meanwhile
+                    folder.rmdir()
             raise
         if self.resume is not None and run_dir is not None and rank_zero_only.rank == 0:
             print(describe(self.resume, run_dir), file=sys.stderr)
