@@ -65,8 +65,12 @@ def stopped_lab(root: Path, settings: dict[str, Any]) -> LabFolder | None:
         if saved != settings:
             continue
         handle = lock(folder)
-        if handle is not None:
-            return LabFolder(folder, handle, resumed=True)
+        if handle is None:
+            continue  # running in another process
+        if (folder / RESULTS).exists():  # that process finished it while this one looked
+            handle.close()
+            continue
+        return LabFolder(folder, handle, resumed=True)
     return None
 
 
