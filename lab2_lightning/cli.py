@@ -27,7 +27,7 @@ import gc
 import sys
 from typing import Any
 
-from lab2_lightning.utils.signals import Stopped, stop_on_signals
+from lab2_lightning.utils.signals import Stopped, ignore_signals, stop_on_signals
 
 
 def run(args: list[str] | None = None) -> Any:
@@ -35,17 +35,18 @@ def run(args: list[str] | None = None) -> Any:
     CSV of ``predict``, the report of ``report``. Bad input exits with status 2 and one ``error:`` line; a run
     stopped by SIGINT or SIGTERM exits with 130 or 143 and one line saying what it kept."""
     args = sys.argv[1:] if args is None else list(args)
-    with stop_on_signals():
-        try:
+    try:
+        with stop_on_signals():
             from lab2_lightning import commands  # torch and Lightning: seconds, during which a stop is caught too
 
             # The million objects those imports made live until the process ends. Moved out of the collector's
             # sight, they are not walked again by every full collection, nor by the one at exit (2 s of CPU here).
             gc.freeze()
             return commands.run(args)
-        except Stopped as stop:
-            print(f"error: {stop.message()}", file=sys.stderr)
-            raise SystemExit(stop.exit_status) from None
+    except Stopped as stop:
+        ignore_signals()  # stop_on_signals put back the default handlers: another signal would kill the exit
+        print(f"error: {stop.message()}", file=sys.stderr)
+        raise SystemExit(stop.exit_status) from None
 
 
 def main(args: list[str] | None = None) -> None:

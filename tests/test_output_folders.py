@@ -313,6 +313,15 @@ BAD_RESULTS: dict[str, tuple[Callable[[Path], bytes | str | None], str]] = {
         "not a lab results file (NaN is not a number the lab writes)",
     ),
     "a directory": (lambda _: None, "not a regular file"),
+    "nested too deeply": (lambda _: "[" * 100000 + "]" * 100000, "not a lab results file (nested too deeply)"),
+    "a number for a table": (
+        lambda r: edited(r, lambda d: d["mlp"].update(summary=5)),
+        "not a lab results file (a value of the wrong kind: 'int' object has no attribute 'items')",
+    ),
+    "text for a number": (
+        lambda r: edited(r, lambda d: d.update(wall_time_s="abc")),
+        "not a lab results file (a value of the wrong kind: Unknown format code 'f' for object of type 'str')",
+    ),
 }
 
 

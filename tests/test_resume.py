@@ -270,3 +270,26 @@ def test_stopped_before_the_first_checkpoint_recommends_no_resume(tmp_path: Path
         "again"
     )
     assert not (run_dir / "checkpoints").exists() and not (run_dir / "results.json").exists()
+
+
+def test_two_resumes_of_one_run_started_together(tmp_path: Path) -> None:
+    """Both used to continue the same run folder at once, each writing its checkpoints and results.json there."""
+    base = [sys.executable, TRAIN, "fit", "--config", "factorise", "--progress_bar.enabled", "false"]
+    first = subprocess.run([*base, "--trainer.max_steps", "300"], cwd=tmp_path, capture_output=True, text=True,
+                           timeout=subprocess_timeout())  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    command = [*base, "--trainer.max_steps", "600", "--ckpt_path", "last"]
+    processes = [
+        subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [process.communicate(timeout=subprocess_timeout()) for process in processes]
+    statuses = sorted(process.returncode for process in processes)
+    assert statuses == [0, 2], outputs
+    refused = next(err for process, (_, err) in zip(processes, outputs, strict=True) if process.returncode == 2)
+    run_dir = tmp_path / "lightning_logs" / "version_0"
+    assert (
+        refused.strip().splitlines()[-1] == f"error: {run_dir} is being resumed by another process; wait for it to end"
+    )
+    assert step(run_dir / "checkpoints" / "last.ckpt") == 600
+    assert sorted(p.name for p in (tmp_path / "lightning_logs").iterdir()) == ["version_0"]

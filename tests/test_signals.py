@@ -16,7 +16,8 @@ import pytest
 
 from lab2_lightning.cli import run
 from lab2_lightning.lab import report
-from lab2_lightning.utils.signals import Stopped
+from lab2_lightning.utils.folders import replace_folder
+from lab2_lightning.utils.signals import Stopped, stop_on_signals
 from tests.conftest import subprocess_timeout
 
 TRAIN = str(Path(__file__).resolve().parents[1] / "scripts" / "train.py")
@@ -192,3 +193,44 @@ def test_whole_labs_started_together_each_keep_their_own_folder(tmp_path: Path) 
         r.pop("commands"), r["settings"].pop("tensorboard")
     assert comparable(results[0]) == comparable(results[1])
     assert (tmp_path / "reports" / "lab2.md").is_file()  # one of the two reports, whole; each is in its folder too
+
+
+def test_a_signal_during_the_report_swap_lands_after_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM while the new report was being swapped in used to stop the swap's cleanup half-way: the new report in
+    place, the previous one half-deleted beside it, and a line saying the lab had stopped before its report."""
+    out = tmp_path / "reports"
+    out.mkdir()
+    (out / "lab2.md").write_text("previous")
+    renames = []
+    rename = os.rename
+
+    def rename_then_signal(source: Any, target: Any) -> None:
+        rename(source, target)
+        renames.append(target)
+        if len(renames) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # between the swap's two renames
+
+    monkeypatch.setattr(os, "rename", rename_then_signal)
+    with pytest.raises(Stopped), stop_on_signals():
+        replace_folder(out, lambda new: (new / "lab2.md").write_text("new"))
+    assert (out / "lab2.md").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reports"]  # no .reports.old, no staging folder
+
+
+def test_a_second_signal_does_not_cut_the_exit_short(tmp_path: Path) -> None:
+    """Ctrl-C, then SIGTERM while the first stop unwinds: one line for the first, and its status (the second used to
+    kill the process as it exited: status -15 under a SIGINT line)."""
+    ready = tmp_path / "logs" / "lab" / "version_0" / "factorise" / "checkpoints" / "last.ckpt"
+    args = ["lab", "--seeds", "2", "--factorise_epochs", "20000", "--mlp_epochs", "5", "--out", "reports",
+            "--log_dir", "logs"]  # fmt: skip
+    process = start(args, tmp_path)
+    deadline = time.monotonic() + subprocess_timeout()
+    while not ready.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGINT)
+    time.sleep(0.1)
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGTERM)
+    _, err = process.communicate(timeout=subprocess_timeout())
+    assert process.returncode == 130
+    assert err.strip().splitlines()[-1].startswith("error: stopped by SIGINT; kept logs/lab/version_0: ")

@@ -33,6 +33,7 @@ from lab2_lightning.callbacks.stop_note import StopNote
 from lab2_lightning.callbacks.summary import RunSummary
 from lab2_lightning.data.datamodule import IrisDataModule
 from lab2_lightning.lab.devices import check_accelerator, check_plugins, check_strategy, trainer_refusal
+from lab2_lightning.lab.lab_folder import lock
 from lab2_lightning.lab.resume import (
     LOGS,
     Resume,
@@ -106,6 +107,7 @@ class LabCLI(LightningCLI):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.results: dict[str, Any] | None = None
         self.resume: Resume | None = None  # what a fit with a checkpoint file resumes (see lab2_lightning.lab.resume)
+        self.run_lock: Any = None  # the lock on the run folder a resume continues
         self.parsers: dict[str | None, LightningArgumentParser] = {}  # by command; None: no subcommands
         super().__init__(*args, **kwargs)
 
@@ -219,6 +221,11 @@ class LabCLI(LightningCLI):
         if self.subcommand is None or config.trainer.logger not in (None, True) or "logger" in kwargs:
             return self.checked_trainer(**kwargs)
         run_dir = self.resume.run_dir if self.resume is not None else None
+        if run_dir is not None and rank_zero_only.rank == 0:
+            # Held until the process ends: a second resume of the same run, started meanwhile, is refused.
+            self.run_lock = lock(run_dir)
+            if self.run_lock is None:
+                raise LabError(f"{run_dir} is being resumed by another process; wait for it to end")
         claimed: list[Path] = []  # the folders made here, to remove if the Trainer cannot be built
         if run_dir is None and rank_zero_only.rank == 0:  # other DDP ranks get rank 0's folder from Lightning
             logs = default_root(config) / LOGS

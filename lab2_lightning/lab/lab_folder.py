@@ -36,7 +36,8 @@ class LabFolder:
 
 
 def lock(folder: Path) -> Any | None:
-    """The open, exclusively locked ``folder/lock``; ``None`` when another process holds it."""
+    """The open, exclusively locked ``folder/lock``; ``None`` when another process holds it. (A single run's folder
+    is locked the same way while a resume continues it.)"""
     handle = open(folder / "lock", "a")  # noqa: SIM115 (held open for the lab's whole run)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

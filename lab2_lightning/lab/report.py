@@ -294,6 +294,8 @@ def read_results(path: Path) -> dict[str, Any]:
         raise LabError(
             f"{path}: not a lab results file (not JSON: {err.msg} at line {err.lineno}, column {err.colno})"
         ) from None
+    except RecursionError:
+        raise LabError(f"{path}: not a lab results file (nested too deeply)") from None
     if not isinstance(results, dict):
         kind = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
         raise LabError(f"{path}: not a lab results file ({kind.get(type(results), 'null')} in JSON, not an object)")
@@ -318,7 +320,7 @@ def main(args: list[str] | None = None) -> Path:
             write_report(results, out)
         except KeyError as err:
             raise LabError(f"{options.results}: not a lab results file (missing {err})") from None
-        except (TypeError, IndexError) as err:
+        except (TypeError, IndexError, AttributeError, ValueError) as err:
             raise LabError(f"{options.results}: not a lab results file (a value of the wrong kind: {err})") from None
     print(f"report: {out / 'lab2.md'} ({dt.datetime.now():%Y-%m-%d %H:%M})")
     return out / "lab2.md"

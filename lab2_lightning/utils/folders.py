@@ -17,6 +17,7 @@ from pathlib import Path
 
 from lab2_lightning.utils.atomic import current_umask
 from lab2_lightning.utils.errors import LabError
+from lab2_lightning.utils.signals import signals_deferred
 
 STAGING_SUFFIX = ".new"  # the end of the name of replace_folder's new folder
 
@@ -137,16 +138,17 @@ def swap_in(path: Path, write: Callable[[Path], None]) -> None:
     try:
         write(new)
         new.chmod(0o777 & ~current_umask())  # a folder like any other, not mkdtemp's private 0700
-        had_old = os.path.lexists(path)
-        if had_old:
-            os.rename(path, old)
-        try:
-            os.rename(new, path)
-        except BaseException:
+        with signals_deferred():  # a stop lands before the swap or after its cleanup, never in between
+            had_old = os.path.lexists(path)
             if had_old:
-                os.rename(old, path)
-            raise
+                os.rename(path, old)
+            try:
+                os.rename(new, path)
+            except BaseException:
+                if had_old:
+                    os.rename(old, path)
+                raise
+            shutil.rmtree(old, ignore_errors=True)  # what a crash here leaves, the next call removes
     except BaseException:
         shutil.rmtree(new, ignore_errors=True)
         raise
-    shutil.rmtree(old, ignore_errors=True)  # the new folder is in place; what this leaves, the next call removes

@@ -39,10 +39,25 @@ class Stopped(BaseException):
 
 
 def _raise_stopped(signum: int, frame: FrameType | None) -> None:
-    # A second Ctrl-C while the first unwinds would interrupt the cleanup itself: ignore the signals from now on.
-    for other in SIGNALS:
-        signal.signal(other, signal.SIG_IGN)
+    ignore_signals()  # a second Ctrl-C while the first unwinds would interrupt the cleanup itself
     raise Stopped(signum)
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back while the block runs (a swap that must not stop half-way); one that came
+    meanwhile is delivered, and raises :class:`Stopped`, as the block ends."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def ignore_signals() -> None:
+    """From now on SIGINT and SIGTERM do nothing: the process is ending, and its exit must not be cut short."""
+    for signum in SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 @contextmanager
