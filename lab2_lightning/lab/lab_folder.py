@@ -35,15 +35,26 @@ class LabFolder:
         self.lock.close()
 
 
+# The locks this process holds, by folder. ``flock`` locks belong to an open file, so a second open of the same lock
+# file in this process would be refused like another process's: a later run in the same process (a resume after a
+# fit, from Python or the tests) takes the one it holds instead.
+_HELD: dict[Path, Any] = {}
+
+
 def lock(folder: Path) -> Any | None:
     """The open, exclusively locked ``folder/lock``; ``None`` when another process holds it. (A single run's folder
     is locked the same way while a resume continues it.)"""
+    key = folder.resolve()
+    held = _HELD.get(key)
+    if held is not None and not held.closed:
+        return held
     handle = open(folder / "lock", "a")  # noqa: SIM115 (held open for the lab's whole run)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
         return None
+    _HELD[key] = handle
     return handle
 
 

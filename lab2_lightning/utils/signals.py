@@ -38,20 +38,38 @@ class Stopped(BaseException):
         return f"stopped by {signal.Signals(self.signum).name}; {self.kept or 'nothing was written'}"
 
 
+class _Deferral:
+    """How many :func:`signals_deferred` blocks are running, and the signal that came during them."""
+
+    depth = 0
+    pending: int | None = None
+
+
 def _raise_stopped(signum: int, frame: FrameType | None) -> None:
     ignore_signals()  # a second Ctrl-C while the first unwinds would interrupt the cleanup itself
+    if _Deferral.depth:
+        _Deferral.pending = signum
+        return
     raise Stopped(signum)
 
 
 @contextmanager
 def signals_deferred() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM back while the block runs (a swap that must not stop half-way); one that came
-    meanwhile is delivered, and raises :class:`Stopped`, as the block ends."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    """Hold a stop back while the block runs (a swap that must not stop half-way); a SIGINT or SIGTERM that came
+    meanwhile raises :class:`Stopped` as the block ends.
+
+    Python runs its signal handlers in the main thread, whichever thread the system delivered the signal to, so the
+    handler itself defers: blocking the signal (``pthread_sigmask``) would hold it back from this thread only, and
+    a lab has others (TensorBoard's writers, the progress bar's monitor).
+    """
+    _Deferral.depth += 1
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        _Deferral.depth -= 1
+        if not _Deferral.depth and _Deferral.pending is not None:
+            signum, _Deferral.pending = _Deferral.pending, None
+            raise Stopped(signum)
 
 
 def ignore_signals() -> None:
