@@ -44,12 +44,18 @@ def run(args: list[str] | None = None) -> Any:
             gc.freeze()
             return commands.run(args)
     except Stopped as stop:
-        ignore_signals()  # stop_on_signals put back the default handlers: another signal would kill the exit
         print(f"error: {stop.message()}", file=sys.stderr)
-        raise SystemExit(stop.exit_status) from None
+        raise SystemExit(stop.exit_status) from stop
 
 
 def main(args: list[str] | None = None) -> None:
     """The console script ``lab2``, ``scripts/train.py`` and ``python -m lab2_lightning``: :func:`run`, returning
     nothing, since a console script passes what its function returns to ``sys.exit`` (a dict would exit 1)."""
-    run(args)
+    try:
+        run(args)
+    except SystemExit as exit_:
+        if isinstance(exit_.__cause__, Stopped):
+            # The process ends now, and the default handlers are back: another signal would kill it mid-exit.
+            # (Only here: a notebook that called run() keeps its Ctrl-C.)
+            ignore_signals()
+        raise

@@ -126,9 +126,12 @@ def test_whole_lab_stopped_while_writing_the_report(
         raise Stopped(signal.SIGTERM)
 
     monkeypatch.setattr(report, "png", stopped)
+    handlers = [signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)]
     with pytest.raises(SystemExit) as exit_info:
         run(args)
     assert exit_info.value.code == 143
+    # run() from Python (a notebook) gives the caller its handlers back: its Ctrl-C still works
+    assert [signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)] == handlers
     lab_dir = tmp_path / "logs" / "lab" / "version_0"
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"error: stopped by SIGTERM; kept {lab_dir}: factorise finished, mlp finished; run the same command again to "
