@@ -284,12 +284,14 @@ def test_two_resumes_of_one_run_started_together(tmp_path: Path) -> None:
         for _ in range(2)
     ]
     outputs = [process.communicate(timeout=subprocess_timeout()) for process in processes]
-    statuses = sorted(process.returncode for process in processes)
-    assert statuses == [0, 2], outputs
-    refused = next(err for process, (_, err) in zip(processes, outputs, strict=True) if process.returncode == 2)
     run_dir = tmp_path / "lightning_logs" / "version_0"
-    assert (
-        refused.strip().splitlines()[-1] == f"error: {run_dir} is being resumed by another process; wait for it to end"
-    )
+    resumed = [err for _, err in outputs if f"resuming {run_dir} from step 300" in err]
+    assert len(resumed) == 1, outputs  # one continued the run; the other found it taken, or (if it came late) done
+    other = next((process.returncode, out, err) for process, (out, err) in zip(processes, outputs, strict=True)
+                 if f"resuming {run_dir}" not in err)  # fmt: skip
+    assert other[0] == 2 or (other[0] == 0 and "is already complete" in other[1]), other
+    if other[0] == 2:  # refused by the lock; rarely, reading last.ckpt while the first rewrote it: one line still
+        assert other[2].strip().splitlines()[-1].startswith("error: "), other
+        assert "Traceback" not in other[2], other
     assert step(run_dir / "checkpoints" / "last.ckpt") == 600
     assert sorted(p.name for p in (tmp_path / "lightning_logs").iterdir()) == ["version_0"]
