@@ -34,7 +34,7 @@ from lab2_lightning.utils.signals import Stopped
 
 COMMANDS = (*SUBCOMMANDS, "lab", "report")
 # The options of one experiment that spread it over several devices (or machines), which the whole lab does not do.
-DEVICE_OPTIONS = ("--trainer.devices", "--trainer.strategy", "--trainer.num_nodes")
+SEVERAL_DEVICES_OPTIONS = ("--trainer.devices", "--trainer.strategy", "--trainer.num_nodes")
 HEADLINE_RUNS = 10
 
 
@@ -175,7 +175,7 @@ def check_lab_options(args: list[str], parser: ArgumentParser) -> None:
     if not unknown:
         return
     name = unknown[0]
-    if name in DEVICE_OPTIONS:
+    if name in SEVERAL_DEVICES_OPTIONS:
         raise LabError(
             f"{name}: the whole lab runs each training on one device; to train on several, run its experiments one "
             f"by one, e.g. {program()} fit --config factorise --model.init_args.seeds '[0,1,2,3,4,5,6,7,8,9]' "

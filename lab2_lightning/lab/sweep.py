@@ -33,7 +33,8 @@ from tqdm.auto import tqdm
 
 from lab2_lightning.configs import path as config_path
 from lab2_lightning.data.datamodule import IrisDataModule
-from lab2_lightning.lab.experiment import Accelerator, LabCLI, build_cli, check_accelerator, write_results
+from lab2_lightning.lab.devices import check_accelerator
+from lab2_lightning.lab.experiment import Accelerator, LabCLI, build_cli, write_results
 from lab2_lightning.lab.lab_folder import mark_finished, open_lab_folder
 from lab2_lightning.lab.report import PUBLISHED, check_lab_folders, write_report
 from lab2_lightning.models.checkpoints import load_checkpoint
@@ -242,8 +243,8 @@ def train(cli: LabCLI, folder: Path, bar: tqdm) -> dict[str, Any]:
 
 
 def checkpoint_step(path: Path) -> int:
-    """The step a checkpoint was saved at."""
-    return int(load_checkpoint(path)["global_step"])
+    """The step a checkpoint was saved at (its tensors mapped, not read)."""
+    return int(load_checkpoint(path, mmap=True)["global_step"])
 
 
 def kept(lab_dir: Path, names: Iterable[str], resume: bool) -> str:
