@@ -9,6 +9,20 @@ import numpy as np
 from matplotlib.figure import Figure
 
 
+def set_margins(
+    fig: Figure, left: float, bottom: float, right: float = 0.15, top: float = 0.4, wspace: float = 0.2
+) -> None:
+    """Place the axes with fixed margins, in inches (``wspace``: the gap between panels, in axes widths).
+
+    The figures' sizes and fonts are fixed, so their margins can be too: ``tight_layout`` draws the whole figure
+    once more only to measure its text, which made a third of the report's time.
+    """
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(
+        left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height, wspace=wspace
+    )
+
+
 def _scatter_by_class(
     ax, points: np.ndarray, labels: np.ndarray, class_names: Sequence[str], legend: bool = True, size: float = 12
 ) -> None:
@@ -42,9 +56,7 @@ def pca_vs_gd_figure(
         right.set(title=titles[1], xlabel="U[:, 0]", ylabel="U[:, 1]")
         if card and class_names:
             fig.legend(*left.get_legend_handles_labels(), loc="lower center", ncol=len(class_names), frameon=False)
-            fig.tight_layout(rect=(0, 0.08, 1, 1))
-        else:
-            fig.tight_layout()
+        set_margins(fig, left=0.7, bottom=0.75 if card else 0.6, right=0.15, top=0.35, wspace=0.42 if card else 0.3)
     if card:
         fig.set_dpi(72)
     return fig
@@ -61,5 +73,5 @@ def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], title: str)
         colour = "white" if count > matrix.max() / 2 else "black"
         ax.text(j, i, str(int(count)), ha="center", va="center", color=colour)
     ax.set(title=title, xlabel="predicted", ylabel="true")
-    fig.tight_layout()
+    set_margins(fig, left=1.2, bottom=1.1)
     return fig

@@ -8,6 +8,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from lab2_lightning.callbacks.figures import set_margins
+
 Curve = dict[str, Sequence[float]]  # {"step": [...], "value": [...]}, one member's points
 
 
@@ -23,7 +25,7 @@ def loss_curves_figure(gd_curve: Curve, svd_loss: float, mlp_curves: dict[str, C
         right.plot(curve["step"], curve["value"], "o-" if key == "val/loss" else "-", ms=3, label=labels.get(key, key))
     right.set(yscale="log", title="Exercise 2 (seed 0): cross-entropy", xlabel="step (lab epoch)")
     right.legend()
-    fig.tight_layout()
+    set_margins(fig, left=0.6, bottom=0.6, wspace=0.12)
     return fig
 
 
@@ -37,7 +39,7 @@ def accuracy_spread_figure(per_seed: dict[str, dict[str, Sequence[float]]], clas
             ax.scatter(k + jitter, values, s=18, alpha=0.7)
         ax.set_xticks(range(len(class_names)), class_names, rotation=15)
         ax.set(title=f"{split}: per-class accuracy over seeds", ylim=(-0.02, 1.02))
-    fig.tight_layout()
+    set_margins(fig, left=0.5, bottom=0.7, wspace=0.07)
     return fig
 
 
@@ -49,5 +51,5 @@ def rank_sweep_figure(ranks: Sequence[int], gd_losses: Sequence[float], svd_loss
     ax.set(yscale="symlog", xlabel="rank r", ylabel="summed squared error", title="Rank sweep")
     ax.set_xticks(list(ranks))
     ax.legend()
-    fig.tight_layout()
+    set_margins(fig, left=0.75, bottom=0.6)
     return fig

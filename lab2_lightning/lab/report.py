@@ -10,20 +10,19 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import errno
-import io
 import json
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from lab2_lightning.callbacks.figures import confusion_figure, pca_vs_gd_figure
+from lab2_lightning.callbacks.figures import confusion_figure, pca_vs_gd_figure, set_margins
 from lab2_lightning.lab.figures import accuracy_spread_figure, loss_curves_figure, rank_sweep_figure
 from lab2_lightning.utils.atomic import json_text
 from lab2_lightning.utils.errors import LabError, exit_on_user_error
 from lab2_lightning.utils.folders import probe_swap, recover, replace_folder, swaps_locked, writable_folder
+from lab2_lightning.utils.png import png
 
 # The lab's reference values (the course's published solutions), labelled as such wherever they appear.
 _GD, _SVD = 15.2817, 15.2288
@@ -78,7 +77,7 @@ def make_figures(results: dict[str, Any]) -> dict[str, Figure]:
     figures["fig1_pca_vs_gd"].suptitle(
         f"seed 0: largest principal angle {angle:.4f}°, linear-map residual {residual:.4f}", fontsize="medium"
     )
-    figures["fig1_pca_vs_gd"].tight_layout()
+    set_margins(figures["fig1_pca_vs_gd"], left=0.8, bottom=0.6, top=0.7, wspace=0.3)  # room for the suptitle
     n = results["settings"]["seeds"]
     for split, summary in mlp["summary"].items():
         title = f"{'Training' if split == 'train' else 'Validation'}: confusion summed over {n} seeds"
@@ -182,16 +181,6 @@ def render_markdown(results: dict[str, Any]) -> str:
 DPI = 110
 
 
-def png(figure: Figure) -> bytes:
-    """The figure as PNG bytes, then closed: drawn once, for the report's file and for TensorBoard alike."""
-    buffer = io.BytesIO()
-    try:
-        figure.savefig(buffer, format="png", dpi=DPI)
-    finally:
-        plt.close(figure)
-    return buffer.getvalue()
-
-
 def check_lab_folders(out: Path, log_dir: Path) -> None:
     """The whole lab's ``--out`` and ``--log_dir``, checked before any training, each in one line: logs inside the
     report's folder would go with the previous report, and either folder must be one the run can write in."""
@@ -249,7 +238,8 @@ def write_report(results: dict[str, Any], out: Path) -> dict[str, bytes]:
     figures' PNG bytes by file stem, so the caller can also send them to TensorBoard without drawing them again.
     """
     markdown = render_markdown(results)
-    images = {stem: png(figure) for stem, figure in make_figures(results).items()}
+    # Drawn once, for the report's files and for TensorBoard alike.
+    images = {stem: png(figure, DPI) for stem, figure in make_figures(results).items()}
     files = {
         **{f"{stem}.png": image for stem, image in images.items()},
         "results.json": json_text(results).encode(),

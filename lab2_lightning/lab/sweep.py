@@ -9,7 +9,6 @@ the published numbers. A lab that is stopped continues where it stopped when the
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import platform
@@ -23,12 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-import PIL.Image
 import torch
 import yaml
 from lightning.pytorch.callbacks import Callback
-from tensorboard.compat.proto.summary_pb2 import Summary
-from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from lab2_lightning.configs import path as config_path
@@ -40,6 +36,7 @@ from lab2_lightning.lab.report import PUBLISHED, check_lab_folders, write_report
 from lab2_lightning.models.checkpoints import load_checkpoint
 from lab2_lightning.models.linalg import pca_scores
 from lab2_lightning.utils.errors import LabError
+from lab2_lightning.utils.event_file import EventFile
 from lab2_lightning.utils.machine import cpu_name
 from lab2_lightning.utils.signals import Stopped
 from lab2_lightning.utils.threads import Threads, check_threads
@@ -343,12 +340,9 @@ def reproduce_commands(
 def log_figures(images: dict[str, bytes], log_dir: Path) -> None:
     """Send the report's figures to TensorBoard too, under ``lab/version_N/summary``: the PNG bytes of the report's
     files themselves, as image summaries, rather than the figures drawn a second time."""
-    writer = SummaryWriter(str(log_dir))
+    events = EventFile(log_dir)
     try:
         for tag, image in images.items():
-            width, height = PIL.Image.open(io.BytesIO(image)).size
-            picture = Summary.Image(height=height, width=width, colorspace=4, encoded_image_string=image)
-            summary = Summary(value=[Summary.Value(tag=f"summary/{tag}", image=picture)])  # one section of its own
-            writer.file_writer.add_summary(summary)
+            events.image(f"summary/{tag}", image, step=0)  # "summary/": a section of its own
     finally:
-        writer.close()
+        events.close()
