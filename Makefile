@@ -38,6 +38,9 @@ format: $(VENV)/.ready
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+benchmark: $(VENV)/.ready
+	$(BIN)/python scripts/benchmark.py $(ARGS)
+
 tensorboard: $(VENV)/.ready
 	$(BIN)/tensorboard --logdir lightning_logs
 
