@@ -91,3 +91,20 @@ def test_members_are_runs_of_their_own(tmp_path: Path) -> None:
         assert values["seed"] == seed and values["rank"] == 2 and values["model/gradient"] == "autograd"
         assert {"final/gd_loss", "final/relative_gap"} <= set(run.Tags()["scalars"])
         assert ("pca_vs_gd" in run.Tags()["images"]) == (member == 0)  # one figure per training, not per seed
+
+
+class PointsOnDisk(pl.Callback):
+    """Reads the runs' event files at the end of each epoch, as a TensorBoard open during the training would."""
+
+    def __init__(self, folders: list[Path]) -> None:
+        self.folders, self.seen = folders, []
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.seen.append([len(read_run(folder).Scalars("train/loss")) for folder in self.folders])
+
+
+def test_a_running_tensorboard_sees_every_epoch_as_it_ends(tmp_path: Path) -> None:
+    data = IrisDataModule(preprocessing="centre", steps_per_epoch=10)
+    on_disk = PointsOnDisk([tmp_path / "run" / f"seed_{seed}" for seed in (0, 1)])
+    fit(LowRankFactorisation(seeds=[0, 1]), data, tmp_path, steps=30, callbacks=[on_disk])
+    assert on_disk.seen == [[10, 10], [20, 20], [30, 30]]

@@ -58,7 +58,9 @@ class MemberLoggers:
             for member, name in enumerate(self.names):
                 points = [(step, row[member]) for step, row in zip(steps, rows, strict=True)]
                 if isinstance(logger, TensorBoardLogger):
-                    self._file(index, member).scalars(tag, points)
+                    events = self._file(index, member)
+                    events.scalars(tag, points)
+                    events.flush()  # a running TensorBoard shows them now, not when the buffer fills
                 else:
                     key = tag if len(self.names) == 1 else f"{name}/{tag}"
                     for step, value in points:
