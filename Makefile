@@ -45,4 +45,4 @@ tensorboard: $(VENV)/.ready
 	$(BIN)/tensorboard --logdir lightning_logs
 
 clean:
-	rm -rf $(VENV) lightning_logs reports .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) lightning_logs reports benchmark.json .pytest_cache .ruff_cache *.egg-info

@@ -24,10 +24,14 @@ import os
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 import gc
+import importlib
 import sys
+from types import ModuleType
 from typing import Any
 
 from lab2_lightning.utils.signals import Stopped, ignore_signals, stop_on_signals
+
+COMMANDS_MODULE = "lab2_lightning.commands"  # imported on the first run: torch and Lightning
 
 
 def run(args: list[str] | None = None) -> Any:
@@ -37,21 +41,32 @@ def run(args: list[str] | None = None) -> Any:
     args = sys.argv[1:] if args is None else list(args)
     try:
         with stop_on_signals():
-            # Importing torch and Lightning takes seconds (a stop is caught then too) and makes ~400,000 objects that
-            # live until the process ends, with next to no garbage (12,000 objects, measured). The collector would
-            # walk them over and over while they are made (~1 s here), so it is off meanwhile; afterwards they are
-            # moved out of its sight, not walked by every full collection nor by the one at exit (2 s of CPU here).
-            # The imports' little garbage is kept with them: collecting it would cost half a second.
-            gc.disable()
-            try:
-                from lab2_lightning import commands
-            finally:
-                gc.freeze()
-                gc.enable()
-            return commands.run(args)
+            return _import_commands().run(args)
     except Stopped as stop:
         print(f"error: {stop.message()}", file=sys.stderr)
         raise SystemExit(stop.exit_status) from stop
+
+
+def _import_commands() -> ModuleType:
+    """:mod:`lab2_lightning.commands`, which imports torch and Lightning: seconds (a stop is caught then too).
+
+    Those imports make ~400,000 objects that live until the process ends, with next to no garbage (12,000 objects,
+    measured). The collector would walk them over and over while they are made (~1 s here), so it is off meanwhile;
+    afterwards they are moved out of its sight, not walked by every full collection nor by the one at exit (2 s of
+    CPU here). Only the first time: a caller's own garbage is collected first, not frozen with them, and a caller
+    that had turned the collector off keeps it off.
+    """
+    if COMMANDS_MODULE in sys.modules:
+        return sys.modules[COMMANDS_MODULE]
+    enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        return importlib.import_module(COMMANDS_MODULE)
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
 
 
 def main(args: list[str] | None = None) -> None:

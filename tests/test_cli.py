@@ -356,3 +356,34 @@ def test_resume_with_other_settings_is_refused(
     run_cli("--config", str(configs / "factorise.yaml"), "--trainer.max_steps", "100")
     line = cli_error("--config", str(configs / "factorise.yaml"), "--model.lr", "0.005", "--ckpt_path", "last")
     assert re.fullmatch(r"error: .*last\.ckpt: model\.lr is 0\.01 in the checkpoint but 0\.005 here; .*", line)
+
+
+GC_CALLER = """
+import gc
+from lab2_lightning.cli import run
+
+class Node: pass
+
+def cycle():
+    node = Node(); node.self = node
+
+gc.disable()  # a caller that runs with the collector off keeps it off
+try: run(["fit", "--no_such_option"])
+except SystemExit as stop: assert stop.code == 2
+assert not gc.isenabled()
+gc.enable()
+cycle()  # made between two runs: still the collector's to free, never frozen by a later run
+try: run(["fit", "--no_such_option"])
+except SystemExit as stop: assert stop.code == 2
+assert gc.isenabled()
+gc.collect()
+assert not any(type(o) is Node for o in gc.get_objects())
+print("ok")
+"""
+
+
+def test_run_from_python_leaves_the_callers_collector_alone() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", GC_CALLER], capture_output=True, text=True, timeout=subprocess_timeout()
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

@@ -55,3 +55,17 @@ def test_files_opened_in_one_second_do_not_collide(tmp_path: Path) -> None:
     assert first.path != second.path and "tfevents" in first.path.name
     run = read(tmp_path)  # one folder, one run: TensorBoard reads both files
     assert run.Scalars("a")[0].value == 1.0 and run.Scalars("b")[0].value == 2.0
+
+
+def test_a_restart_drops_what_the_stopped_run_logged_after_its_checkpoint(tmp_path: Path) -> None:
+    stopped = EventFile(tmp_path)  # logged up to step 30, but its last checkpoint was at step 20
+    stopped.start(1)
+    stopped.scalars("train/loss", [(step, float(step)) for step in range(1, 31)])
+    stopped.close()
+    continued = EventFile(tmp_path)  # continued from that checkpoint, in the same folder (TensorBoard's same run)
+    continued.start(21)
+    continued.scalars("train/loss", [(step, -float(step)) for step in range(21, 41)])
+    continued.close()
+    points = read(tmp_path).Scalars("train/loss")
+    assert [p.step for p in points] == list(range(1, 41))  # each step once
+    assert [p.value for p in points] == [*range(1, 21), *(-s for s in range(21, 41))]  # the continued run's own

@@ -108,3 +108,26 @@ def test_a_running_tensorboard_sees_every_epoch_as_it_ends(tmp_path: Path) -> No
     on_disk = PointsOnDisk([tmp_path / "run" / f"seed_{seed}" for seed in (0, 1)])
     fit(LowRankFactorisation(seeds=[0, 1]), data, tmp_path, steps=30, callbacks=[on_disk])
     assert on_disk.seen == [[10, 10], [20, 20], [30, 30]]
+
+
+def test_a_continued_run_shows_each_step_once(tmp_path: Path) -> None:
+    """The run that stopped logged 30 steps but its checkpoint holds 20 (a stop between the two is possible):
+    continued from that checkpoint, TensorBoard shows steps 1..40 once each, the later ones the continued run's."""
+    data = IrisDataModule(preprocessing="centre", steps_per_epoch=10)
+    checkpoints = tmp_path / "checkpoints"
+
+    def trainer(steps: int) -> pl.Trainer:
+        keep_all = pl.callbacks.ModelCheckpoint(dirpath=checkpoints, save_top_k=-1, every_n_epochs=1)
+        return pl.Trainer(
+            max_steps=steps, accelerator="cpu", logger=TensorBoardLogger(tmp_path, name="", version="run"),
+            callbacks=[keep_all], enable_progress_bar=False, enable_model_summary=False,
+        )  # fmt: skip
+
+    trainer(30).fit(LowRankFactorisation(seeds=[0, 1]), datamodule=data)
+    (at_20,) = checkpoints.glob("*step=20*.ckpt")
+    model = LowRankFactorisation(seeds=[0, 1])
+    trainer(40).fit(model, datamodule=data, ckpt_path=at_20)
+    for member, seed in enumerate((0, 1)):
+        points = read_run(tmp_path / "run" / f"seed_{seed}").Scalars("train/loss")
+        assert [p.step for p in points] == list(range(1, 41))
+        assert [p.value for p in points][20:] == pytest.approx(model.curve("train/loss", member)["value"][20:])

@@ -39,7 +39,7 @@ def accuracy_spread_figure(per_seed: dict[str, dict[str, Sequence[float]]], clas
             ax.scatter(k + jitter, values, s=18, alpha=0.7)
         ax.set_xticks(range(len(class_names)), class_names, rotation=15)
         ax.set(title=f"{split}: per-class accuracy over seeds", ylim=(-0.02, 1.02))
-    set_margins(fig, left=0.5, bottom=0.7, wspace=0.07)
+    fig.tight_layout()  # the class names come from the data: their room is measured, not fixed
     return fig
 
 

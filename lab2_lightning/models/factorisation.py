@@ -114,6 +114,7 @@ class LowRankFactorisation(FullBatchGD):
         return PlainGradientStep(self.parameters(), lr=self.lr_used)
 
     def on_train_start(self) -> None:
+        super().on_train_start()
         # The step size in use: a resumed run restores it with the optimizer, whatever ``auto`` gives now.
         self.lr_used = self.trainer.optimizers[0].param_groups[0]["lr"]
 

@@ -216,6 +216,11 @@ class FullBatchGD(pl.LightningModule):
     def on_fit_start(self) -> None:
         self.member_loggers = MemberLoggers(self.trainer, self.member_names())
 
+    def on_train_start(self) -> None:
+        # After the checkpoint (if any) is restored: a continued run's first step is the one after it.
+        if self.member_loggers is not None:
+            self.member_loggers.start(self.trainer.global_step + 1)
+
     def on_train_end(self) -> None:
         if self.member_loggers is not None:
             self.member_loggers.flush()

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import PIL.Image
-from tensorboard.compat.proto.event_pb2 import Event
+from tensorboard.compat.proto.event_pb2 import Event, SessionLog
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer.record_writer import RecordWriter
 
@@ -36,8 +36,11 @@ class EventFile:
 
     def __init__(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        # TensorBoard finds event files by "tfevents" in the name; the rest is its writer's naming, kept unique.
-        name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(_FILES)}"
+        # TensorBoard finds event files by "tfevents" in the name and reads a folder's files in the order of their
+        # names. The rest is its own writer's naming plus a suffix: without it, a file opened in the same second as
+        # the Lightning logger's own would get that file's very name.
+        stamp = f"{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(_FILES)}"
+        name = f"events.out.tfevents.{stamp}.lab2"
         self.path = folder / name
         self._file = open(self.path, "wb")  # noqa: SIM115 -- closed by close(), which its owner calls
         self._records = RecordWriter(self._file)
@@ -45,6 +48,16 @@ class EventFile:
 
     def _write(self, event: Event) -> None:
         self._records.write(event.SerializeToString())
+
+    def start(self, step: int) -> None:
+        """Mark a (re)start of the run at ``step``: TensorBoard drops every event at ``step`` or later that it read
+        before this one, in this file or an older one of the run's folder.
+
+        A run continued from a checkpoint needs it: the run that stopped may have logged steps after its last
+        checkpoint, which the continued run logs again. So does a run started afresh in a folder that still holds
+        a stopped run's files.
+        """
+        self._write(Event(wall_time=time.time(), step=step, session_log=SessionLog(status=SessionLog.START)))
 
     def summary(self, summary: Summary, step: int) -> None:
         """Add ``summary`` at ``step``."""

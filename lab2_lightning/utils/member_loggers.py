@@ -49,6 +49,14 @@ class MemberLoggers:
             self._files[key] = EventFile(folder)
         return self._files[key]
 
+    def start(self, step: int) -> None:
+        """Open every member's TensorBoard run at ``step``, the first step this training logs: what an earlier,
+        stopped training logged from there on is dropped from view (:meth:`EventFile.start`)."""
+        for index, logger in enumerate(self.loggers):
+            if isinstance(logger, TensorBoardLogger):
+                for member in range(len(self.names)):
+                    self._file(index, member).start(step)
+
     def scalars(self, tag: str, steps: Sequence[int], values: torch.Tensor) -> None:
         """Write ``values[t, b]`` as member ``b``'s ``tag`` at ``steps[t]`` (``values``: steps x members, CPU)."""
         if not self.loggers:
