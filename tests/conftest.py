@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lab2_lightning.cli import run
 from lab2_lightning.lab.experiment import SUBCOMMANDS
@@ -84,6 +85,13 @@ def cli_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Callable[..
 
 def read_results(tmp_path: Path, version: int = 0) -> dict[str, Any]:
     return json.loads((tmp_path / "lightning_logs" / f"version_{version}" / "results.json").read_text())
+
+
+def read_run(folder: Path) -> EventAccumulator:
+    """A TensorBoard run (a folder's event files) as TensorBoard reads it, every point kept."""
+    accumulator = EventAccumulator(str(folder), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
+    accumulator.Reload()
+    return accumulator
 
 
 def cuda_or_skip() -> None:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import subprocess_timeout
+from tests.conftest import subprocess_timeout
 
 BENCHMARK = Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
 

@@ -14,20 +14,17 @@ from typing import Any
 
 import pytest
 import yaml
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lab2_lightning.cli import run
 from lab2_lightning.commands import COMMANDS, headline, lab_parser, split_command
-from tests.conftest import read_results, subprocess_timeout
+from tests.conftest import read_results, read_run, subprocess_timeout
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = str(ROOT / "scripts" / "train.py")
 
 
 def event_tags(run_dir: Path) -> dict[str, list[str]]:
-    accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0})
-    accumulator.Reload()
-    return accumulator.Tags()
+    return read_run(run_dir).Tags()
 
 
 def run_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
@@ -303,8 +300,7 @@ def test_log_every_n_steps_zero(
     run_cli(
         "--config", str(configs / "factorise.yaml"), "--trainer.log_every_n_steps", "0", "--trainer.max_steps", "20"
     )
-    events = EventAccumulator(str(tmp_path / "lightning_logs" / "version_0"), size_guidance={"scalars": 0})
-    events.Reload()
+    events = read_run(tmp_path / "lightning_logs" / "version_0")
     assert [event.step for event in events.Scalars("train/loss")] == list(range(1, 21))
     line = cli_error("--config", str(configs / "factorise.yaml"), "--trainer.log_every_n_steps", "-1")
     assert line == "error: trainer.log_every_n_steps must be 0 or more, got -1"

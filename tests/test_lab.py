@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lab2_lightning.cli import run
 from lab2_lightning.lab.report import main as report_main
+from tests.conftest import read_run
 
 FIGURES = ["fig1_pca_vs_gd", "loss_curves", "accuracy_spread", "rank_sweep", "confusion_train", "confusion_val"]
 NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.])")
@@ -137,8 +137,7 @@ def test_report_curves_are_tensorboards_points(lab_run: tuple[Path, dict[str, An
         ("mlp/seed_0", curves["train/loss"]),
         ("factorise/seed_0_rank_2", results["factorisation"]["curves_seed0"]["train/loss"]),  # the rank sweep's too
     ):
-        run = EventAccumulator(str(lab_dir / member), size_guidance={"scalars": 0})
-        run.Reload()
+        run = read_run(lab_dir / member)
         events = run.Scalars("train/loss")
         assert [e.step for e in events] == curve["step"]
         assert [e.value for e in events] == pytest.approx(curve["value"], rel=1e-6)  # TensorBoard keeps float32

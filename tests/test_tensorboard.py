@@ -15,14 +15,9 @@ from lab2_lightning.callbacks import ConfusionFigures, EckartYoungComparison, Ru
 from lab2_lightning.data.datamodule import IrisDataModule
 from lab2_lightning.models.factorisation import LowRankFactorisation
 from lab2_lightning.models.mlp import LabMLP
+from tests.conftest import read_run
 
 CLASSES = ["Iris-setosa", "Iris-versicolor", "Iris-virginica"]
-
-
-def read_run(folder: Path) -> EventAccumulator:
-    accumulator = EventAccumulator(str(folder), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
-    accumulator.Reload()
-    return accumulator
 
 
 def hparams_of(run: EventAccumulator) -> dict[str, Any]:
