@@ -171,23 +171,26 @@ def bench_overhead(repeats: int) -> list[dict[str, Any]]:
 
 
 class EmptyStep(pl.LightningModule):
-    """Lightning's floor: a manual-optimisation step that does next to nothing."""
+    """Lightning's floor: manual-optimisation steps that do next to nothing, ``steps_per_batch`` per batch."""
 
-    def __init__(self) -> None:
+    def __init__(self, steps_per_batch: int) -> None:
         super().__init__()
         self.automatic_optimization = False
+        self.steps_per_batch = steps_per_batch
         self.w = torch.nn.Parameter(torch.zeros(()))
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
-        self.manual_backward(self.w * batch)  # FullBatch hands over its "batch" as it is, here a 0-d tensor
-        self.optimizers().step()
+        for _ in range(self.steps_per_batch):
+            self.manual_backward(self.w * batch)  # FullBatch hands over its "batch" as it is, here a 0-d tensor
+            self.optimizers().step()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.parameters(), lr=0.0)
 
 
-def lightning_floor_ms(steps: int = 1000) -> float:
-    """ms per step of :class:`EmptyStep` with no logger, bar or checkpoint: what no LightningModule goes below."""
+def lightning_floor_ms(steps_per_batch: int, steps: int = 1000) -> float:
+    """ms per step of :class:`EmptyStep` with no logger, bar or checkpoint: what no LightningModule taking as many
+    steps per batch goes below."""
     trainer = pl.Trainer(
         max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False,
@@ -195,7 +198,7 @@ def lightning_floor_ms(steps: int = 1000) -> float:
     start = time.perf_counter()
     from lab2_lightning.data.datamodule import FullBatch
 
-    trainer.fit(EmptyStep(), train_dataloaders=FullBatch(torch.ones(()), 100))
+    trainer.fit(EmptyStep(steps_per_batch), train_dataloaders=FullBatch(torch.ones(()), 100 // steps_per_batch))
     return 1e3 * (time.perf_counter() - start) / steps
 
 
@@ -519,7 +522,7 @@ def bench_process() -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------------------------- the table
 
 
-def print_overhead(rows: list[dict[str, Any]], device: str, floor_ms: float) -> None:
+def print_overhead(rows: list[dict[str, Any]], device: str, floor_ms: dict[int, float]) -> None:
     print(f"\n## (a) and (a') Lightning against the lab's plain loops ({device}, one thread)\n")
     print(
         "| experiment | seeds | plain loops s | Lightning s (min–max) | ratio | plain ms/step | Lightning ms/step "
@@ -532,7 +535,10 @@ def print_overhead(rows: list[dict[str, Any]], device: str, floor_ms: float) -> 
             f"| {r['ratio']:.2f}× | {r['plain_ms_per_step']:.3f} | {r['lightning_ms_per_step']:.3f} "
             f"| {r['fit_seconds_with_final_figures']:.2f} |"
         )
-    print(f"\nLightning's floor, an empty manual-optimisation step with no logger: {floor_ms:.3f} ms per step.")
+    print(
+        f"\nLightning's floor, empty manual-optimisation steps with no logger: {floor_ms[1]:.3f} ms per step at one "
+        f"step per batch, {floor_ms[10]:.3f} ms at ten (the packaged configs' data.steps_per_batch)."
+    )
 
 
 def print_large(large: dict[str, Any]) -> None:
@@ -622,8 +628,10 @@ def main(args: list[str] | None = None) -> dict[str, Any]:
     if "a" not in skip:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
-        lightning_floor_ms()  # warm-up
-        results["lightning_floor_ms"] = statistics.median(lightning_floor_ms() for _ in range(3))
+        lightning_floor_ms(1)  # warm-up
+        results["lightning_floor_ms"] = {
+            per_batch: statistics.median(lightning_floor_ms(per_batch) for _ in range(3)) for per_batch in (1, 10)
+        }
         torch.set_num_threads(threads)
     results["overhead"] = bench_overhead(options.repeats) if "a" not in skip else []
     results["large"] = []

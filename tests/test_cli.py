@@ -293,6 +293,17 @@ def test_progress_bar_switch(configs: Path, cli_error: Callable[..., str]) -> No
     assert "use --progress_bar.enabled false" in line or "with --progress_bar.enabled false" in line
 
 
+def test_progress_bar_counts_steps_not_batches(
+    tmp_path: Path, configs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The packaged configs take 10 steps per batch: the bar still counts the lab's steps."""
+    run(["fit", "--config", str(configs / "factorise.yaml"), "--trainer.max_steps", "30",
+         "--progress_bar.refresh_seconds", "0", "--trainer.default_root_dir", str(tmp_path)])  # fmt: skip
+    states = re.findall(r"LowRankFactorisation:.*?\| (\d+)/(\d+) ", capsys.readouterr().err)
+    assert states[0] == ("0", "30") and states[-1] == ("30", "30")
+    assert {int(done) for done, _ in states} <= {0, 10, 20, 30}
+
+
 def test_log_every_n_steps_zero(
     tmp_path: Path, configs: Path, run_cli: Callable[..., Any], cli_error: Callable[..., str]
 ) -> None:

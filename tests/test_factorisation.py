@@ -9,7 +9,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from lab2_lightning.callbacks import EckartYoungComparison, RunSummary
 from lab2_lightning.data.datamodule import IrisDataModule
@@ -18,12 +18,15 @@ from lab2_lightning.models.linalg import linear_map_residual, principal_angles, 
 from lab2_lightning.models.reference import gd_factorise_ad
 
 
-def fit(model: pl.LightningModule, data: pl.LightningDataModule, steps: int, **trainer: object) -> pl.Trainer:
+def fit(
+    model: pl.LightningModule, data: pl.LightningDataModule, steps: int, ckpt_path: str | None = None,
+    weights_only: bool | None = None, **trainer: object,
+) -> pl.Trainer:  # fmt: skip
     settings = {"precision": "64-true", "logger": False, "enable_checkpointing": False} | trainer
     trainer_ = pl.Trainer(
         max_steps=steps, accelerator="cpu", enable_progress_bar=False, enable_model_summary=False, **settings
     )
-    trainer_.fit(model, datamodule=data)
+    trainer_.fit(model, datamodule=data, ckpt_path=ckpt_path, weights_only=weights_only)
     return trainer_
 
 
@@ -148,3 +151,54 @@ def test_resumed_training_keeps_every_step_of_its_curve(tmp_path: Path) -> None:
     for member in range(2):
         assert resumed.curve("train/loss", member) == whole.curve("train/loss", member)
     assert resumed.curve("train/loss")["step"] == list(range(1, 101))
+
+
+class BatchCounter(Callback):
+    """Counts Lightning's training batches and the steps each one took."""
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: object) -> None:
+        self.steps.append(trainer.global_step - sum(self.steps))
+
+
+@pytest.mark.parametrize(
+    ("steps", "per_batch", "batches"),
+    [(200, 10, [10] * 20), (200, 30, [10] * 20), (200, 1, [1] * 200), (25, 10, [5] * 5)],
+    ids=["10", "30-lowered-to-10", "1", "max_steps-25"],
+)
+def test_several_steps_per_batch_change_no_number(steps: int, per_batch: int, batches: list[int]) -> None:
+    """``data.steps_per_batch`` only groups steps for Lightning: the weights are the lab's loop's, bit for bit, every
+    step is on the curve, and the batches divide the epochs (100 steps; 25 steps: epochs and batches of 5)."""
+    data = IrisDataModule(preprocessing="centre", steps_per_epoch=100, steps_per_batch=per_batch)
+    model = LowRankFactorisation(seeds=[0])
+    counter = BatchCounter()
+    trainer = fit(model, data, steps=steps, callbacks=[counter])
+
+    torch.manual_seed(0)
+    U, V = gd_factorise_ad(data.train_x, rank=2, num_epochs=steps, lr=0.01)
+    assert torch.equal(model.U.data[0], U) and torch.equal(model.V.data[0], V)
+    assert trainer.global_step == steps and counter.steps == batches
+    one_per_batch = LowRankFactorisation(seeds=[0])
+    fit(one_per_batch, IrisDataModule(preprocessing="centre", steps_per_epoch=100), steps=steps)
+    assert model.curve("train/loss") == one_per_batch.curve("train/loss")
+    assert model.curve("train/loss")["step"] == list(range(1, steps + 1))
+    assert torch.equal(model.final_loss, one_per_batch.final_loss)
+
+
+def test_resume_off_the_batch_grid_stops_at_max_steps(tmp_path: Path) -> None:
+    """A checkpoint at step 35 resumed with batches of 10 steps: the last batch takes only the steps left."""
+    whole = LowRankFactorisation(seeds=[0])
+    fit(whole, IrisDataModule(preprocessing="centre", steps_per_epoch=100), steps=100)
+
+    first = LowRankFactorisation(seeds=[0])
+    checkpoint = ModelCheckpoint(dirpath=tmp_path, save_last=True)
+    fit(first, IrisDataModule(preprocessing="centre", steps_per_epoch=5), steps=35, enable_checkpointing=True,
+        callbacks=[checkpoint])  # fmt: skip
+    resumed = LowRankFactorisation(seeds=[0])
+    trainer = fit(resumed, IrisDataModule(preprocessing="centre", steps_per_epoch=100, steps_per_batch=10), steps=100,
+                  ckpt_path=str(tmp_path / "last.ckpt"), weights_only=True)  # fmt: skip
+    assert trainer.global_step == 100
+    assert torch.equal(resumed.U.data, whole.U.data) and torch.equal(resumed.V.data, whole.V.data)
+    assert resumed.curve("train/loss") == whole.curve("train/loss")

@@ -22,12 +22,17 @@ from tests.test_cli import event_tags
 CLASSES = ["Iris-setosa", "Iris-versicolor", "Iris-virginica"]
 
 
-def lab_data() -> IrisDataModule:
-    return IrisDataModule(preprocessing="lab", stats_rows="all", val_size=50, split_seed=0, steps_per_epoch=10)
+def lab_data(steps_per_batch: int = 1) -> IrisDataModule:
+    return IrisDataModule(
+        preprocessing="lab", stats_rows="all", val_size=50, split_seed=0, steps_per_epoch=10,
+        steps_per_batch=steps_per_batch,
+    )  # fmt: skip
 
 
-def fit_mlp(seeds: list[int], steps: int = 100, **hparams: Any) -> tuple[LabMLP, IrisDataModule, RunSummary]:
-    data = lab_data()
+def fit_mlp(
+    seeds: list[int], steps: int = 100, steps_per_batch: int = 1, **hparams: Any
+) -> tuple[LabMLP, IrisDataModule, RunSummary]:
+    data = lab_data(steps_per_batch)
     model = LabMLP(n_features=4, n_classes=3, class_names=data.class_names, seeds=seeds, **hparams)
     summary = RunSummary()
     pl.Trainer(
@@ -68,6 +73,21 @@ def test_lightning_matches_the_labs_plain_loop(seeds: list[int], reduction: str,
         for name, value in weights.items():
             got = getattr(model, name).data[member].reshape(value.shape)
             torch.testing.assert_close(got, value, rtol=0, atol=0 if exact else 1e-6)
+
+
+@pytest.mark.parametrize("steps_per_batch", [10, 4])
+def test_several_steps_per_batch_change_no_number(steps_per_batch: int) -> None:
+    """Batches of 10 steps (and of 2: 4 lowered to divide the epochs of 10): the same weights, bit for bit, and the
+    same validations after the same steps."""
+    grouped, _, grouped_summary = fit_mlp([0, 3], steps_per_batch=steps_per_batch)
+    single, _, single_summary = fit_mlp([0, 3])
+    for name in ("W1", "W2", "b1", "b2"):
+        assert torch.equal(getattr(grouped, name).data, getattr(single, name).data), name
+    assert grouped.history.keys() == single.history.keys()
+    for tag in grouped.history:
+        assert grouped.curve(tag, 1) == single.curve(tag, 1), tag
+    assert grouped.curve("val/acc")["step"] == list(range(10, 101, 10))
+    assert grouped_summary.runs == single_summary.runs
 
 
 def test_batched_seeds_equal_separate_runs() -> None:

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 
 class StepProgressBar(ProgressBar):
-    """One bar for the whole fit, advanced every step, showing the metrics logged with ``prog_bar=True``.
+    """One bar for the whole fit, advanced by every batch's steps, showing the metrics logged with ``prog_bar=True``.
 
     Lightning's default bar starts a new bar every epoch and redraws per batch, which for the lab's tiny steps
     means more time drawing than training. tqdm here redraws at most every ``refresh_seconds``.
@@ -58,7 +58,7 @@ class StepProgressBar(ProgressBar):
             if now - self._postfix_time >= self.refresh_seconds:
                 self._postfix_time = now
                 self._bar.set_postfix(self._postfix(trainer, pl_module), refresh=False)
-            self._bar.update(1)
+            self._bar.update(trainer.global_step - self._bar.n)  # a batch can hold several steps
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._bar is not None:

@@ -197,6 +197,9 @@ class LabCLI(LightningCLI):
             trainer = config.trainer
             check_length(trainer.max_steps, trainer.max_epochs, trainer.max_time, config.data.steps_per_epoch)
             check_logging(config.trainer.log_every_n_steps)
+            check_batch_grid(
+                config.checkpoint.every_n_train_steps, trainer.val_check_interval, config.data.steps_per_batch
+            )
         if self.subcommand == "fit":  # where its logs and checkpoints go, checked before any training
             writable_folder(config.trainer.default_root_dir or ".", "--trainer.default_root_dir")
         if self.subcommand is not None and config.weights_only is None:
@@ -303,6 +306,26 @@ def check_length(max_steps: int, max_epochs: int | None, max_time: Any, steps_pe
         )
     if max_epochs is not None and (max_epochs == 0 or max_epochs < -1):
         raise LabError(f"trainer.max_epochs must be at least 1 (or -1 for no limit), got {max_epochs}")
+
+
+def check_batch_grid(every_n_train_steps: int | None, val_check_interval: Any, steps_per_batch: int) -> None:
+    """Lightning acts between batches: with ``data.steps_per_batch`` steps in each, a checkpoint interval off that
+    grid would be written only at common multiples, and an integer ``val_check_interval`` counts batches, not steps.
+    Both would quietly mean something other than what was asked, so they are refused."""
+    if steps_per_batch == 1:
+        return
+    if every_n_train_steps and every_n_train_steps % steps_per_batch:
+        raise LabError(
+            f"checkpoint.every_n_train_steps {every_n_train_steps} is not a multiple of data.steps_per_batch "
+            f"{steps_per_batch}: checkpoints can only be written between batches; use a multiple of "
+            f"{steps_per_batch}, or --data.steps_per_batch 1"
+        )
+    if isinstance(val_check_interval, int) and not isinstance(val_check_interval, bool):
+        raise LabError(
+            f"trainer.val_check_interval {val_check_interval} counts Lightning's batches, which are "
+            f"{steps_per_batch} steps each here (data.steps_per_batch); validate every epoch of "
+            "data.steps_per_epoch steps instead, or use --data.steps_per_batch 1"
+        )
 
 
 def check_logging(log_every_n_steps: int | None) -> None:

@@ -72,12 +72,15 @@ class AdvanceBar(Callback):
 
     def __init__(self, bar: tqdm) -> None:
         self.bar = bar
+        self.step = 0
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.bar.update(trainer.global_step)
+        self.step = trainer.global_step
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: object) -> None:
-        self.bar.update(1)
+        self.bar.update(trainer.global_step - self.step)  # a batch can hold several steps
+        self.step = trainer.global_step
 
 
 _YARDSTICKS = "lab2_lightning.callbacks.EckartYoungComparison"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lab2_lightning.models.full_batch import FullBatchGD, PlainGradientStep, check_lr, generator
@@ -29,7 +30,7 @@ def broadcast_members(seeds: list[int], ranks: list[int]) -> tuple[list[int], li
 class LowRankFactorisation(FullBatchGD):
     """Factorise the data matrix A (rows x features) as ``U @ V.T`` with U (rows x rank), V (features x rank).
 
-    The loss is the lab's ``mse_loss(U @ V.T, A, reduction="sum")`` and every training step is one plain gradient
+    The loss is the lab's ``mse_loss(U @ V.T, A, reduction="sum")`` and each step is one plain gradient
     step (SGD without momentum) on the whole matrix: the lab's "epoch". The dtype comes from the Trainer's
     ``precision`` (the lab's float64 is ``64-true``), never from this module.
 
@@ -96,9 +97,13 @@ class LowRankFactorisation(FullBatchGD):
     def member_losses(self, batch: dict[str, Any]) -> torch.Tensor:
         """Each member's ``sum((U[rows] @ V.T - A[rows]) ** 2)`` on this rank's rows of A."""
         x = batch["x"].to(self.U.dtype)
-        U = self.U[:, batch["rows"]]
+        rows = batch["rows"]
+        U = self.U if rows == slice(0, self.U.shape[1]) else self.U[:, rows]  # all rows: nothing to copy back
         if self.hparams.gradient == "closed_form":
             return low_rank_squared_error(U, self.V, x, a_sq_norm=self._squared_norm(x))
+        if self.n_members == 1:
+            # The lab's own expression on 2-D views: on Iris, the batched form costs a quarter more per step.
+            return F.mse_loss(U.squeeze(0) @ self.V.squeeze(0).T, x, reduction="sum")[None]
         return (U @ self.V.mT - x).square().sum((-2, -1))
 
     def _squared_norm(self, x: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,11 @@ backward pass gives each member exactly its own gradient: ten seeds train in one
 of one on a small problem. Member ``b`` starts from exactly what ``torch.manual_seed(seeds[b])`` followed by the
 lab's own draws gives, so its numbers are those of a separate run with that seed.
 
+**Several steps per batch.** A training batch says how many gradient steps to take on it (``batch["steps"]``, the
+data's ``steps_per_batch``), so Lightning's per-batch work is paid once for that many steps. Each step still goes
+through ``manual_backward`` and the optimizer Lightning wraps, so ``global_step`` counts gradient steps, hooks around
+backward and the optimizer see every step, and DDP synchronises every step's gradients.
+
 **Per-step logging without per-step cost.** A step writes its per-member loss into a tensor on the device and
 never waits for the device. Once per Lightning epoch (``data.steps_per_epoch`` steps) the tensor is copied to the
 host, checked for non-finite values (the first one is reported with its exact step) and written to the loggers,
@@ -84,8 +89,8 @@ class PlainGradientStep(torch.optim.Optimizer):
 
 
 class FullBatchGD(pl.LightningModule):
-    """Base of both exercises' modules: manual optimisation, one plain gradient step per training step, losses
-    recorded.
+    """Base of both exercises' modules: manual optimisation, ``batch["steps"]`` plain gradient steps per training
+    step (one if the batch does not say), losses recorded.
 
     Subclasses draw their parameters for each of ``self.seeds``, implement :meth:`member_losses`, and
     ``configure_optimizers`` (a :class:`PlainGradientStep`).
@@ -94,7 +99,7 @@ class FullBatchGD(pl.LightningModule):
     def __init__(self, seeds: Sequence[int] | None) -> None:
         super().__init__()
         self.seeds = resolve_seeds(seeds)
-        self.automatic_optimization = False  # one plain step per batch, without Lightning's closure machinery
+        self.automatic_optimization = False  # plain steps, as many per batch as it says, without Lightning's closures
         self.history: dict[str, tuple[list[int], list[torch.Tensor]]] = {}
         self.final_loss: torch.Tensor | None = None
         self.member_loggers: MemberLoggers | None = None
@@ -128,30 +133,34 @@ class FullBatchGD(pl.LightningModule):
 
     # ------------------------------------------------------------------------------------------- the step
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        losses = self.member_losses(batch)
-        self._record(losses.detach())
-        total = losses.sum()  # one backward gives each member exactly its own gradient
-        self._gradient_step(total)
-        return total
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """The batch's plain gradient steps, each on the whole batch.
 
-    def _gradient_step(self, loss: torch.Tensor) -> None:
-        """One plain gradient step on ``loss`` with the module's single optimizer.
-
-        Under DDP each rank holds a shard of the full batch and its loss is that shard's sum, while DDP *averages*
-        gradients over ranks: scaling by the world size makes the update the full-batch gradient, as on one device.
+        Each step differentiates the sum of the members' losses, so one backward gives each member exactly its own
+        gradient. Under DDP each rank holds a shard of the full batch and its loss is that shard's sum, while DDP
+        *averages* gradients over ranks: weighting each loss by the world size makes the update the full-batch
+        gradient, as on one device.
         """
-        world_size = self.trainer.world_size
-        self.manual_backward(loss * world_size if world_size > 1 else loss)
-        self.optimizers().step()  # PlainGradientStep: it also clears the gradients
+        steps = batch.get("steps", 1)
+        max_steps = self.trainer.max_steps
+        if max_steps >= 0:  # e.g. a run resumed from a checkpoint off the batches' grid stops where it should
+            steps = min(steps, max_steps - self.trainer.global_step)
+        optimizer, weight = self.optimizers(), None
+        for _ in range(steps):
+            losses = self.member_losses(batch)
+            self._record(losses.detach(), steps)
+            if weight is None:  # d(sum of the losses, times the world size)/d(each loss)
+                weight = torch.full_like(losses, self.trainer.world_size)
+            self.manual_backward(losses, weight)
+            optimizer.step()  # PlainGradientStep: it also clears the gradients
 
-    def _record(self, losses: torch.Tensor) -> None:
+    def _record(self, losses: torch.Tensor, steps_per_batch: int) -> None:
         """Keep this step's per-member losses on the device until the next :meth:`_flush`."""
         if self._epoch_losses is None or self._pending == len(self._epoch_losses):
-            # A row per step of the epoch. A resumed run can hold a step more: Lightning replays the end of the
+            # A row per step of the epoch. A resumed run can hold a batch more: Lightning replays the end of the
             # epoch it saved as one extra batch, hence the growing.
-            rows = torch.full((self.trainer.num_training_batches, self.n_members), math.nan, dtype=losses.dtype)
-            rows = rows.to(losses.device)
+            shape = (self.trainer.num_training_batches * steps_per_batch, self.n_members)
+            rows = torch.full(shape, math.nan, dtype=losses.dtype, device=losses.device)
             self._epoch_losses = rows if self._epoch_losses is None else torch.cat([self._epoch_losses, rows])
         self._epoch_losses[self._pending] = losses
         self._pending += 1
