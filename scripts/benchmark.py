@@ -522,7 +522,7 @@ def bench_process() -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------------------------- the table
 
 
-def print_overhead(rows: list[dict[str, Any]], device: str, floor_ms: dict[int, float]) -> None:
+def print_overhead(rows: list[dict[str, Any]], device: str, floor_ms: dict[str, float]) -> None:
     print(f"\n## (a) and (a') Lightning against the lab's plain loops ({device}, one thread)\n")
     print(
         "| experiment | seeds | plain loops s | Lightning s (min–max) | ratio | plain ms/step | Lightning ms/step "
@@ -536,8 +536,8 @@ def print_overhead(rows: list[dict[str, Any]], device: str, floor_ms: dict[int, 
             f"| {r['fit_seconds_with_final_figures']:.2f} |"
         )
     print(
-        f"\nLightning's floor, empty manual-optimisation steps with no logger: {floor_ms[1]:.3f} ms per step at one "
-        f"step per batch, {floor_ms[10]:.3f} ms at ten (the packaged configs' data.steps_per_batch)."
+        f"\nLightning's floor, empty manual-optimisation steps with no logger: {floor_ms['1']:.3f} ms per step at one "
+        f"step per batch, {floor_ms['10']:.3f} ms at ten (the packaged configs' data.steps_per_batch)."
     )
 
 
@@ -629,8 +629,8 @@ def main(args: list[str] | None = None) -> dict[str, Any]:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         lightning_floor_ms(1)  # warm-up
-        results["lightning_floor_ms"] = {
-            per_batch: statistics.median(lightning_floor_ms(per_batch) for _ in range(3)) for per_batch in (1, 10)
+        results["lightning_floor_ms"] = {  # string keys, as in the JSON
+            str(per_batch): statistics.median(lightning_floor_ms(per_batch) for _ in range(3)) for per_batch in (1, 10)
         }
         torch.set_num_threads(threads)
     results["overhead"] = bench_overhead(options.repeats) if "a" not in skip else []

@@ -293,15 +293,24 @@ def test_progress_bar_switch(configs: Path, cli_error: Callable[..., str]) -> No
     assert "use --progress_bar.enabled false" in line or "with --progress_bar.enabled false" in line
 
 
+@pytest.mark.parametrize(
+    ("length", "total"),
+    [(["--trainer.max_steps", "30"], 30), (["--trainer.max_steps", "-1", "--trainer.max_epochs", "1"], 100)],
+)
 def test_progress_bar_counts_steps_not_batches(
-    tmp_path: Path, configs: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, configs: Path, capsys: pytest.CaptureFixture[str], length: list[str], total: int
 ) -> None:
-    """The packaged configs take 10 steps per batch: the bar still counts the lab's steps."""
-    run(["fit", "--config", str(configs / "factorise.yaml"), "--trainer.max_steps", "30",
-         "--progress_bar.refresh_seconds", "0", "--trainer.default_root_dir", str(tmp_path)])  # fmt: skip
-    states = re.findall(r"LowRankFactorisation:.*?\| (\d+)/(\d+) ", capsys.readouterr().err)
-    assert states[0] == ("0", "30") and states[-1] == ("30", "30")
-    assert {int(done) for done, _ in states} <= {0, 10, 20, 30}
+    """The packaged configs take 10 steps per batch: the bar still counts the lab's steps, up to max_steps or to
+    the end of the last epoch (1 epoch of 100 steps)."""
+    results = run(["fit", "--config", str(configs / "factorise.yaml"), *length, "--progress_bar.refresh_seconds", "0",
+                   "--trainer.default_root_dir", str(tmp_path)])  # fmt: skip
+    assert results["runs"][0]["epochs"] == total
+    states = [
+        (int(done), int(of))
+        for done, of in re.findall(r"LowRankFactorisation:.*?\| (\d+)/(\d+) ", capsys.readouterr().err)
+    ]
+    assert states[0] == (0, total) and states[-1] == (total, total)
+    assert {done % 10 for done, _ in states} == {0}
 
 
 def test_log_every_n_steps_zero(

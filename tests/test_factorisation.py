@@ -153,42 +153,45 @@ def test_resumed_training_keeps_every_step_of_its_curve(tmp_path: Path) -> None:
     assert resumed.curve("train/loss")["step"] == list(range(1, 101))
 
 
-class BatchCounter(Callback):
-    """Counts Lightning's training batches and the steps each one took."""
+class BatchEnds(Callback):
+    """The global step at the end of each of Lightning's training batches."""
 
     def __init__(self) -> None:
         self.steps: list[int] = []
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: object) -> None:
-        self.steps.append(trainer.global_step - sum(self.steps))
+        self.steps.append(trainer.global_step)
 
 
 @pytest.mark.parametrize(
-    ("steps", "per_batch", "batches"),
-    [(200, 10, [10] * 20), (200, 30, [10] * 20), (200, 1, [1] * 200), (25, 10, [5] * 5)],
+    ("steps", "per_batch", "batch_ends"),
+    [(200, 10, range(10, 201, 10)), (200, 30, range(10, 201, 10)), (200, 1, range(1, 201)), (25, 10, range(5, 26, 5))],
     ids=["10", "30-lowered-to-10", "1", "max_steps-25"],
 )
-def test_several_steps_per_batch_change_no_number(steps: int, per_batch: int, batches: list[int]) -> None:
-    """``data.steps_per_batch`` only groups steps for Lightning: the weights are the lab's loop's, bit for bit, every
-    step is on the curve, and the batches divide the epochs (100 steps; 25 steps: epochs and batches of 5)."""
+def test_several_steps_per_batch_change_no_number(steps: int, per_batch: int, batch_ends: range) -> None:
+    """``data.steps_per_batch`` only groups steps for Lightning: each member's weights are the lab's loop's, bit for
+    bit, every step is on the curves, and the batches divide the epochs (100 steps; 25 steps: epochs of 5)."""
     data = IrisDataModule(preprocessing="centre", steps_per_epoch=100, steps_per_batch=per_batch)
-    model = LowRankFactorisation(seeds=[0])
-    counter = BatchCounter()
-    trainer = fit(model, data, steps=steps, callbacks=[counter])
+    model = LowRankFactorisation(seeds=[0, 1])
+    ends = BatchEnds()
+    trainer = fit(model, data, steps=steps, callbacks=[ends])
 
-    torch.manual_seed(0)
-    U, V = gd_factorise_ad(data.train_x, rank=2, num_epochs=steps, lr=0.01)
-    assert torch.equal(model.U.data[0], U) and torch.equal(model.V.data[0], V)
-    assert trainer.global_step == steps and counter.steps == batches
-    one_per_batch = LowRankFactorisation(seeds=[0])
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        U, V = gd_factorise_ad(data.train_x, rank=2, num_epochs=steps, lr=0.01)
+        assert torch.equal(model.U.data[seed], U) and torch.equal(model.V.data[seed], V)
+    assert trainer.global_step == steps and ends.steps == list(batch_ends)
+    one_per_batch = LowRankFactorisation(seeds=[0, 1])
     fit(one_per_batch, IrisDataModule(preprocessing="centre", steps_per_epoch=100), steps=steps)
-    assert model.curve("train/loss") == one_per_batch.curve("train/loss")
+    for member in (0, 1):
+        assert model.curve("train/loss", member) == one_per_batch.curve("train/loss", member)
     assert model.curve("train/loss")["step"] == list(range(1, steps + 1))
     assert torch.equal(model.final_loss, one_per_batch.final_loss)
 
 
-def test_resume_off_the_batch_grid_stops_at_max_steps(tmp_path: Path) -> None:
-    """A checkpoint at step 35 resumed with batches of 10 steps: the last batch takes only the steps left."""
+def test_resume_off_the_batch_grid_gets_back_on_it(tmp_path: Path) -> None:
+    """A checkpoint at step 35 resumed with batches of 10 steps: the first batch takes 5, the next ones end on
+    multiples of 10 (where checkpoint intervals lie), and the run ends at max_steps with the uninterrupted weights."""
     whole = LowRankFactorisation(seeds=[0])
     fit(whole, IrisDataModule(preprocessing="centre", steps_per_epoch=100), steps=100)
 
@@ -196,9 +199,23 @@ def test_resume_off_the_batch_grid_stops_at_max_steps(tmp_path: Path) -> None:
     checkpoint = ModelCheckpoint(dirpath=tmp_path, save_last=True)
     fit(first, IrisDataModule(preprocessing="centre", steps_per_epoch=5), steps=35, enable_checkpointing=True,
         callbacks=[checkpoint])  # fmt: skip
-    resumed = LowRankFactorisation(seeds=[0])
+    resumed, ends = LowRankFactorisation(seeds=[0]), BatchEnds()
     trainer = fit(resumed, IrisDataModule(preprocessing="centre", steps_per_epoch=100, steps_per_batch=10), steps=100,
-                  ckpt_path=str(tmp_path / "last.ckpt"), weights_only=True)  # fmt: skip
-    assert trainer.global_step == 100
+                  callbacks=[ends], ckpt_path=str(tmp_path / "last.ckpt"), weights_only=True)  # fmt: skip
+    assert trainer.global_step == 100 and ends.steps == list(range(40, 101, 10))
     assert torch.equal(resumed.U.data, whole.U.data) and torch.equal(resumed.V.data, whole.V.data)
     assert resumed.curve("train/loss") == whole.curve("train/loss")
+
+
+def test_a_run_bounded_by_epochs_reports_its_final_loss() -> None:
+    """``max_epochs`` instead of ``max_steps`` (2 epochs of 100 steps): the last epoch's end is the last step, so the
+    final loss is measured (it was missing, and the yardsticks failed on it)."""
+    data = IrisDataModule(preprocessing="centre", steps_per_epoch=100, steps_per_batch=10)
+    model = LowRankFactorisation(seeds=[0])
+    summary = RunSummary()
+    trainer = fit(model, data, steps=-1, max_epochs=2, callbacks=[EckartYoungComparison(), summary])
+    torch.manual_seed(0)
+    U, V = gd_factorise_ad(data.train_x, rank=2, num_epochs=200, lr=0.01)
+    (results,) = summary.runs
+    assert trainer.global_step == results["epochs"] == 200
+    assert results["gd_loss"] == float(F.mse_loss(U @ V.T, data.train_x, reduction="sum"))

@@ -71,6 +71,7 @@ def test_large_values_diverge_at_the_default_lr(tmp_path: Path, configs: Path, c
         (["--data.steps_per_batch", "0"], "data.steps_per_batch must be at least 1, got 0"),
         (["--checkpoint.every_n_train_steps", "15"], "checkpoint.every_n_train_steps 15 is not a multiple of data."),
         (["--trainer.val_check_interval", "20"], "trainer.val_check_interval 20 counts Lightning's batches, which"),
+        (["--data.steps_per_batch", "0", "--checkpoint.every_n_train_steps", "10"], "data.steps_per_batch must be at"),
         (["--model.init_args.seeds", "[]"], "model.seeds must name at least one seed"),
         (["--model.init_args.seeds", "[0,1]", "--model.init_args.rank", "[1,2,3]"], "must pair one to one"),
         (["--model.init_args.rank", "[2,5]"], "model.rank must be between 1 and min(rows, features) = 4"),
@@ -78,6 +79,15 @@ def test_large_values_diverge_at_the_default_lr(tmp_path: Path, configs: Path, c
 )
 def test_bad_settings(configs: Path, cli_error: Callable[..., str], flags: list[str], message: str) -> None:
     assert message in cli_error("--config", str(configs / "factorise.yaml"), *flags)
+
+
+def test_a_checkpoint_interval_on_the_batch_grid(tmp_path: Path, configs: Path, run_cli: Callable[..., Any]) -> None:
+    """Every 20 steps with batches of 10 (inside one epoch of 100 steps): a checkpoint at each multiple of 20."""
+    run_cli("--config", str(configs / "factorise.yaml"), "--trainer.max_steps", "100", "--checkpoint.every_n_epochs",
+            "0", "--checkpoint.every_n_train_steps", "20", "--checkpoint.save_top_k", "-1")  # fmt: skip
+    folder = tmp_path / "lightning_logs" / "version_0" / "checkpoints"
+    saved = sorted(int(path.stem.split("step=")[1]) for path in folder.glob("epoch=*.ckpt"))
+    assert saved == [20, 40, 60, 80, 100]
 
 
 def test_unknown_config_key(tmp_path: Path, configs: Path, cli_error: Callable[..., str]) -> None:

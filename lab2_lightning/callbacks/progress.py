@@ -11,6 +11,17 @@ from lightning.pytorch.callbacks import ProgressBar
 from tqdm.auto import tqdm
 
 
+def fit_steps(trainer: pl.Trainer) -> int | None:
+    """The fit's gradient steps: ``max_steps``, or fewer when ``max_epochs`` ends it first; ``None`` when neither
+    bounds it (``max_time``). Lightning's ``estimated_stepping_batches`` counts batches, which may hold several
+    steps each."""
+    per_epoch = getattr(trainer.train_dataloader, "steps", trainer.num_training_batches)
+    bounds = [trainer.max_steps] if trainer.max_steps >= 0 else []
+    if trainer.max_epochs is not None and trainer.max_epochs >= 0 and per_epoch != float("inf"):
+        bounds.append(trainer.max_epochs * int(per_epoch))
+    return min(bounds) if bounds else None
+
+
 class StepProgressBar(ProgressBar):
     """One bar for the whole fit, advanced by every batch's steps, showing the metrics logged with ``prog_bar=True``.
 
@@ -41,9 +52,8 @@ class StepProgressBar(ProgressBar):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.enabled and self._enabled and trainer.is_global_zero:
-            total = trainer.estimated_stepping_batches
             self._bar = tqdm(
-                total=int(total) if total != float("inf") else None,
+                total=fit_steps(trainer),
                 initial=trainer.global_step,
                 desc=type(pl_module).__name__,
                 unit="step",

@@ -90,6 +90,11 @@ class FullBatch:
     def __len__(self) -> int:
         return self.repeats
 
+    @property
+    def steps(self) -> int:
+        """Gradient steps in one pass: ``repeats`` times the batch's ``steps`` (1 when it does not say)."""
+        return self.repeats * (self.batch.get("steps", 1) if isinstance(self.batch, dict) else 1)
+
     def __iter__(self) -> Iterator[Batch]:
         return itertools.repeat(self.batch, self.repeats)
 
@@ -133,8 +138,10 @@ class IrisDataModule(pl.LightningDataModule):
         steps_per_epoch: full-batch steps per Lightning epoch; validation and per-epoch checkpoints follow it. The
             epochs are shortened to a divisor of ``trainer.max_steps`` when needed, so the last step ends one.
         steps_per_batch: gradient steps the model takes on each training batch, lowered to a divisor of the epoch's
-            steps when needed. It changes no number, only how often Lightning's per-batch hooks run (a callback's
-            ``on_train_batch_end`` sees that many steps at once); 1 is Lightning's usual one step per batch.
+            steps when needed. It changes no number of the lab, only what Lightning does per batch: a callback's
+            ``on_train_batch_end`` sees that many steps at once, stops (``max_time``, ``should_stop``) take effect
+            between batches, and what counts batches counts these (``log_every_n_steps``, ``limit_train_batches``,
+            ``LearningRateMonitor``'s axis). 1 is Lightning's usual one step per batch.
         dtype: dtype the features are kept in. ``float32`` halves a large matrix's memory and spares a
             conversion at every step when the Trainer runs in 32-bit precision.
     """

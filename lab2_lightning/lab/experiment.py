@@ -198,7 +198,7 @@ class LabCLI(LightningCLI):
             check_length(trainer.max_steps, trainer.max_epochs, trainer.max_time, config.data.steps_per_epoch)
             check_logging(config.trainer.log_every_n_steps)
             check_batch_grid(
-                config.checkpoint.every_n_train_steps, trainer.val_check_interval, config.data.steps_per_batch
+                config.data.steps_per_batch, config.checkpoint.every_n_train_steps, trainer.val_check_interval
             )
         if self.subcommand == "fit":  # where its logs and checkpoints go, checked before any training
             writable_folder(config.trainer.default_root_dir or ".", "--trainer.default_root_dir")
@@ -308,11 +308,12 @@ def check_length(max_steps: int, max_epochs: int | None, max_time: Any, steps_pe
         raise LabError(f"trainer.max_epochs must be at least 1 (or -1 for no limit), got {max_epochs}")
 
 
-def check_batch_grid(every_n_train_steps: int | None, val_check_interval: Any, steps_per_batch: int) -> None:
+def check_batch_grid(steps_per_batch: int, every_n_train_steps: int | None, val_check_interval: Any) -> None:
     """Lightning acts between batches: with ``data.steps_per_batch`` steps in each, a checkpoint interval off that
     grid would be written only at common multiples, and an integer ``val_check_interval`` counts batches, not steps.
-    Both would quietly mean something other than what was asked, so they are refused."""
-    if steps_per_batch == 1:
+    Either would quietly mean something other than what was asked, so they are refused. (A ``steps_per_batch`` below
+    1 is the DataModule's own error; the CLI reads a number of ``limit_train_batches`` as a fraction.)"""
+    if steps_per_batch <= 1:
         return
     if every_n_train_steps and every_n_train_steps % steps_per_batch:
         raise LabError(
@@ -322,9 +323,8 @@ def check_batch_grid(every_n_train_steps: int | None, val_check_interval: Any, s
         )
     if isinstance(val_check_interval, int) and not isinstance(val_check_interval, bool):
         raise LabError(
-            f"trainer.val_check_interval {val_check_interval} counts Lightning's batches, which are "
-            f"{steps_per_batch} steps each here (data.steps_per_batch); validate every epoch of "
-            "data.steps_per_epoch steps instead, or use --data.steps_per_batch 1"
+            f"trainer.val_check_interval {val_check_interval} counts Lightning's batches, which are {steps_per_batch} "
+            "steps each here (data.steps_per_batch); use --data.steps_per_batch 1 to count steps"
         )
 
 

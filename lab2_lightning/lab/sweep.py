@@ -67,8 +67,8 @@ def quiet_lightning():
 
 
 class AdvanceBar(Callback):
-    """Moves the whole lab's progress bar by one at every step of each of its trainings (from the step it resumed
-    at, if it did)."""
+    """Moves the whole lab's progress bar by the steps of each batch of each of its trainings (from the step it
+    resumed at, if it did)."""
 
     def __init__(self, bar: tqdm) -> None:
         self.bar = bar

@@ -141,10 +141,12 @@ class FullBatchGD(pl.LightningModule):
         *averages* gradients over ranks: weighting each loss by the world size makes the update the full-batch
         gradient, as on one device.
         """
-        steps = batch.get("steps", 1)
-        max_steps = self.trainer.max_steps
-        if max_steps >= 0:  # e.g. a run resumed from a checkpoint off the batches' grid stops where it should
-            steps = min(steps, max_steps - self.trainer.global_step)
+        per_batch, done = batch.get("steps", 1), self.trainer.global_step
+        # Up to the next multiple of it: a run resumed off the batches' grid (from a checkpoint written with other
+        # settings) gets back on it, where the checkpoint intervals lie; and never past max_steps.
+        steps = per_batch - done % per_batch
+        if self.trainer.max_steps >= 0:
+            steps = min(steps, self.trainer.max_steps - done)
         optimizer, weight = self.optimizers(), None
         for _ in range(steps):
             losses = self.member_losses(batch)
@@ -154,12 +156,12 @@ class FullBatchGD(pl.LightningModule):
             self.manual_backward(losses, weight)
             optimizer.step()  # PlainGradientStep: it also clears the gradients
 
-    def _record(self, losses: torch.Tensor, steps_per_batch: int) -> None:
+    def _record(self, losses: torch.Tensor, batch_steps: int) -> None:
         """Keep this step's per-member losses on the device until the next :meth:`_flush`."""
         if self._epoch_losses is None or self._pending == len(self._epoch_losses):
             # A row per step of the epoch. A resumed run can hold a batch more: Lightning replays the end of the
             # epoch it saved as one extra batch, hence the growing.
-            shape = (self.trainer.num_training_batches * steps_per_batch, self.n_members)
+            shape = (self.trainer.num_training_batches * batch_steps, self.n_members)
             rows = torch.full(shape, math.nan, dtype=losses.dtype, device=losses.device)
             self._epoch_losses = rows if self._epoch_losses is None else torch.cat([self._epoch_losses, rows])
         self._epoch_losses[self._pending] = losses
@@ -167,9 +169,14 @@ class FullBatchGD(pl.LightningModule):
 
     def on_train_batch_end(self, outputs: Any, batch: dict[str, Any], batch_idx: int) -> None:
         trainer = self.trainer
-        # The last step: max_steps reached, or a callback (EarlyStopping, ...) asked the Trainer to stop.
-        last_step = 0 <= trainer.max_steps <= trainer.global_step or trainer.should_stop
-        if batch_idx + 1 >= trainer.num_training_batches or last_step:
+        end_of_epoch = batch_idx + 1 >= trainer.num_training_batches
+        # The last step: max_steps reached, the last epoch's end, or a callback (EarlyStopping, ...) asked to stop.
+        last_step = (
+            0 <= trainer.max_steps <= trainer.global_step
+            or (end_of_epoch and 0 <= trainer.max_epochs <= trainer.current_epoch + 1)
+            or trainer.should_stop
+        )
+        if end_of_epoch or last_step:
             self._flush(final_batch=batch if last_step else None)
 
     def _flush(self, final_batch: dict[str, Any] | None) -> None:
