@@ -51,6 +51,8 @@ def configure_process() -> None:
     warnings.filterwarnings("ignore", message=r".*It is recommended to use `self.log\(.*sync_dist=True\)`.*")
     # The prediction writer numbers rows by their input lines, not by Lightning's batch indices.
     warnings.filterwarnings("ignore", message=r".*Couldn't infer the batch indices fetched from your dataloader.*")
+    # The models step in training_step (manual optimisation): a checkpoint after it holds the state of its global_step.
+    warnings.filterwarnings("ignore", message=r"Using ModelCheckpoint with manual optimization and every_n_train_steps")
     # run() always hands LightningCLI its arguments explicitly, also when they came from the command line.
     warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
     # Lightning 2.6 on torch >= 2.10 warns about its own use of torch's pytree API; nothing a user can act on.

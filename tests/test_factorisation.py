@@ -9,7 +9,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 from lab2_lightning.callbacks import EckartYoungComparison, RunSummary
 from lab2_lightning.data.datamodule import IrisDataModule
@@ -219,3 +219,16 @@ def test_a_run_bounded_by_epochs_reports_its_final_loss() -> None:
     (results,) = summary.runs
     assert trainer.global_step == results["epochs"] == 200
     assert results["gd_loss"] == float(F.mse_loss(U @ V.T, data.train_x, reduction="sum"))
+
+
+def test_early_stopping_at_an_epochs_end_reports_the_final_loss() -> None:
+    """EarlyStopping decides after the epoch's last batch: the final loss is still measured (it was missing, and
+    the yardsticks failed on it), and it is the plain loop's after as many steps."""
+    data = IrisDataModule(preprocessing="centre", steps_per_epoch=100, steps_per_batch=10)
+    model, summary = LowRankFactorisation(seeds=[0]), RunSummary()
+    stopper = EarlyStopping(monitor="train/loss", min_delta=0.01, patience=1)
+    trainer = fit(model, data, steps=5000, callbacks=[stopper, EckartYoungComparison(), summary])
+    assert 0 < trainer.global_step < 5000 and trainer.global_step % 100 == 0
+    torch.manual_seed(0)
+    U, V = gd_factorise_ad(data.train_x, rank=2, num_epochs=trainer.global_step, lr=0.01)
+    assert summary.runs[0]["gd_loss"] == float(F.mse_loss(U @ V.T, data.train_x, reduction="sum"))

@@ -44,7 +44,7 @@ def test_divergence_stops_with_one_line_and_no_results(
 def test_divergence_on_the_last_step(tmp_path: Path, configs: Path, cli_error: Callable[..., str]) -> None:
     # With lr 1.0 the loss is finite for 5 steps and the 5th step breaks the weights: no loss is checked after it.
     line = cli_error("--config", str(configs / "factorise.yaml"), "--model.lr", "1.0", "--trainer.max_steps", "5")
-    assert line == "error: training diverged: seed_0's loss is inf after the last step; lower model.lr"
+    assert line == "error: training diverged: seed_0's loss is inf after step 5; lower model.lr"
     assert not list(tmp_path.rglob("results.json"))
 
 
@@ -69,8 +69,9 @@ def test_large_values_diverge_at_the_default_lr(tmp_path: Path, configs: Path, c
         (["--trainer.max_epochs", "0"], "trainer.max_epochs must be at least 1"),
         (["--data.steps_per_epoch", "0"], "data.steps_per_epoch must be at least 1, got 0"),
         (["--data.steps_per_batch", "0"], "data.steps_per_batch must be at least 1, got 0"),
-        (["--checkpoint.every_n_train_steps", "15"], "checkpoint.every_n_train_steps 15 is not a multiple of data."),
-        (["--trainer.val_check_interval", "20"], "trainer.val_check_interval 20 counts Lightning's batches, which"),
+        (["--checkpoint.every_n_train_steps", "15"], "every_n_train_steps 15 is not a multiple of the 10 steps of"),
+        (["--trainer.val_check_interval", "20"], "trainer.val_check_interval 20 places validation between Lightning's"),
+        (["--trainer.val_check_interval", "0.5"], "trainer.val_check_interval 0.5 places validation between"),
         (["--data.steps_per_batch", "0", "--checkpoint.every_n_train_steps", "10"], "data.steps_per_batch must be at"),
         (["--model.init_args.seeds", "[]"], "model.seeds must name at least one seed"),
         (["--model.init_args.seeds", "[0,1]", "--model.init_args.rank", "[1,2,3]"], "must pair one to one"),

@@ -126,3 +126,41 @@ def test_a_continued_run_shows_each_step_once(tmp_path: Path) -> None:
         points = read_run(tmp_path / "run" / f"seed_{seed}").Scalars("train/loss")
         assert [p.step for p in points] == list(range(1, 41))
         assert [p.value for p in points][20:] == pytest.approx(model.curve("train/loss", member)["value"][20:])
+
+
+class StopAt(pl.Callback):
+    """Stops a fit with an error after ``step``, as a crash would, before the epoch's losses are written."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: object) -> None:
+        if trainer.global_step >= self.step:
+            raise RuntimeError("stopped")
+
+
+def test_a_run_continued_from_inside_an_epoch_keeps_every_step(tmp_path: Path) -> None:
+    """A checkpoint every 30 steps inside epochs of 50, a crash at step 40 before the first epoch's losses were
+    written, the run continued from step 30: results and TensorBoard have steps 1..100 once each, equal to an
+    uninterrupted run's (steps 1..30 were lost before: the checkpoint held only what had been written)."""
+    data = IrisDataModule(preprocessing="centre", steps_per_epoch=50, steps_per_batch=10)
+    whole = LowRankFactorisation(seeds=[0, 1])
+    fit(whole, data, tmp_path / "whole", steps=100)
+    checkpoints = tmp_path / "checkpoints"
+
+    def trainer(*callbacks: pl.Callback) -> pl.Trainer:
+        every_30 = pl.callbacks.ModelCheckpoint(checkpoints, "{step}", every_n_train_steps=30, save_top_k=-1)
+        return pl.Trainer(
+            max_steps=100, accelerator="cpu", logger=TensorBoardLogger(tmp_path, name="", version="run"),
+            callbacks=[every_30, *callbacks], enable_progress_bar=False, enable_model_summary=False,
+        )  # fmt: skip
+
+    with pytest.raises(RuntimeError, match="stopped"):
+        trainer(StopAt(40)).fit(LowRankFactorisation(seeds=[0, 1]), datamodule=data)
+    model = LowRankFactorisation(seeds=[0, 1])
+    trainer().fit(model, datamodule=data, ckpt_path=checkpoints / "step=30.ckpt", weights_only=True)
+    for member, seed in enumerate((0, 1)):
+        assert model.curve("train/loss", member) == whole.curve("train/loss", member)
+        points = read_run(tmp_path / "run" / f"seed_{seed}").Scalars("train/loss")
+        assert [p.step for p in points] == list(range(1, 101))
+        assert [p.value for p in points] == pytest.approx(whole.curve("train/loss", member)["value"])

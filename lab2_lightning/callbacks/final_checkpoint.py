@@ -32,4 +32,4 @@ class FinalCheckpoint(Callback):
         # No checkpoint yet: Lightning's own end-of-training save writes this one.
         if self.saved_step is not None and self.saved_step != trainer.global_step:
             last = f"{ModelCheckpoint.CHECKPOINT_NAME_LAST}{ModelCheckpoint.FILE_EXTENSION}"
-            trainer.save_checkpoint(Path(checkpoints.dirpath) / last)
+            trainer.save_checkpoint(Path(checkpoints.dirpath) / last, weights_only=checkpoints.save_weights_only)

@@ -15,7 +15,7 @@ def fit_steps(trainer: pl.Trainer) -> int | None:
     """The fit's gradient steps: ``max_steps``, or fewer when ``max_epochs`` ends it first; ``None`` when neither
     bounds it (``max_time``). Lightning's ``estimated_stepping_batches`` counts batches, which may hold several
     steps each."""
-    per_epoch = getattr(trainer.train_dataloader, "steps", trainer.num_training_batches)
+    per_epoch = trainer.num_training_batches * getattr(trainer.train_dataloader, "steps_per_batch", 1)
     bounds = [trainer.max_steps] if trainer.max_steps >= 0 else []
     if trainer.max_epochs is not None and trainer.max_epochs >= 0 and per_epoch != float("inf"):
         bounds.append(trainer.max_epochs * int(per_epoch))

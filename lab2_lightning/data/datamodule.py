@@ -75,6 +75,13 @@ def check_columns(x: torch.Tensor, preprocessing: Preprocessing, names: list[str
         )
 
 
+def step_grid(steps_per_epoch: int, steps_per_batch: int, max_steps: int) -> tuple[int, int]:
+    """The steps of an epoch and of a batch: ``steps_per_epoch`` lowered to a divisor of ``max_steps`` (when it is
+    set), so that the last step ends an epoch, and ``steps_per_batch`` lowered to a divisor of that."""
+    per_epoch = math.gcd(steps_per_epoch, max_steps) if max_steps > 0 else steps_per_epoch
+    return per_epoch, math.gcd(per_epoch, steps_per_batch)
+
+
 class FullBatch:
     """The whole split (this rank's share under DDP) as a single batch, served ``repeats`` times.
 
@@ -91,9 +98,9 @@ class FullBatch:
         return self.repeats
 
     @property
-    def steps(self) -> int:
-        """Gradient steps in one pass: ``repeats`` times the batch's ``steps`` (1 when it does not say)."""
-        return self.repeats * (self.batch.get("steps", 1) if isinstance(self.batch, dict) else 1)
+    def steps_per_batch(self) -> int:
+        """Gradient steps a model takes on each batch: the batch's ``steps`` (1 when it does not say)."""
+        return self.batch.get("steps", 1) if isinstance(self.batch, dict) else 1
 
     def __iter__(self) -> Iterator[Batch]:
         return itertools.repeat(self.batch, self.repeats)
@@ -264,11 +271,8 @@ class IrisDataModule(pl.LightningDataModule):
         final numbers must be those of the final weights (100 steps at 10: epochs of 10; 25 steps: epochs of 5).
         The epoch's steps come in batches of ``steps_per_batch`` steps, or of its largest divisor that divides them
         too (epochs of 100 steps at 30 per batch: batches of 10 steps)."""
-        steps = self.hparams.steps_per_epoch
         max_steps = self.trainer.max_steps if self.trainer is not None else -1
-        if max_steps > 0:
-            steps = math.gcd(steps, max_steps)
-        per_batch = math.gcd(steps, self.hparams.steps_per_batch)
+        steps, per_batch = step_grid(self.hparams.steps_per_epoch, self.hparams.steps_per_batch, max_steps)
         return self._loader(self.train_x, self.train_y, steps // per_batch, steps=per_batch)
 
     def val_dataloader(self) -> list[FullBatch]:

@@ -31,7 +31,7 @@ from lab2_lightning.callbacks.prediction_writer import PredictionWriter
 from lab2_lightning.callbacks.progress import StepProgressBar
 from lab2_lightning.callbacks.stop_note import StopNote
 from lab2_lightning.callbacks.summary import RunSummary
-from lab2_lightning.data.datamodule import IrisDataModule
+from lab2_lightning.data.datamodule import IrisDataModule, step_grid
 from lab2_lightning.lab.devices import check_accelerator, check_plugins, check_strategy, trainer_refusal
 from lab2_lightning.lab.lab_folder import lock
 from lab2_lightning.lab.resume import (
@@ -197,9 +197,10 @@ class LabCLI(LightningCLI):
             trainer = config.trainer
             check_length(trainer.max_steps, trainer.max_epochs, trainer.max_time, config.data.steps_per_epoch)
             check_logging(config.trainer.log_every_n_steps)
-            check_batch_grid(
-                config.data.steps_per_batch, config.checkpoint.every_n_train_steps, trainer.val_check_interval
-            )
+            data = config.data
+            if data.steps_per_epoch >= 1 and data.steps_per_batch >= 1:  # below 1: the DataModule's own errors
+                _, per_batch = step_grid(data.steps_per_epoch, data.steps_per_batch, trainer.max_steps)
+                check_batch_grid(per_batch, config.checkpoint.every_n_train_steps, trainer.val_check_interval)
         if self.subcommand == "fit":  # where its logs and checkpoints go, checked before any training
             writable_folder(config.trainer.default_root_dir or ".", "--trainer.default_root_dir")
         if self.subcommand is not None and config.weights_only is None:
@@ -309,22 +310,23 @@ def check_length(max_steps: int, max_epochs: int | None, max_time: Any, steps_pe
 
 
 def check_batch_grid(steps_per_batch: int, every_n_train_steps: int | None, val_check_interval: Any) -> None:
-    """Lightning acts between batches: with ``data.steps_per_batch`` steps in each, a checkpoint interval off that
-    grid would be written only at common multiples, and an integer ``val_check_interval`` counts batches, not steps.
-    Either would quietly mean something other than what was asked, so they are refused. (A ``steps_per_batch`` below
-    1 is the DataModule's own error; the CLI reads a number of ``limit_train_batches`` as a fraction.)"""
-    if steps_per_batch <= 1:
+    """Lightning acts between batches: with ``steps_per_batch`` steps in each (``data.steps_per_batch`` as the
+    DataModule lowers it), a checkpoint interval off that grid would be written only at common multiples, and
+    validation inside an epoch (``val_check_interval``, in batches or a fraction of them) would land elsewhere than
+    asked. Both are refused rather than quietly changed."""
+    if steps_per_batch == 1:
         return
     if every_n_train_steps and every_n_train_steps % steps_per_batch:
         raise LabError(
-            f"checkpoint.every_n_train_steps {every_n_train_steps} is not a multiple of data.steps_per_batch "
-            f"{steps_per_batch}: checkpoints can only be written between batches; use a multiple of "
-            f"{steps_per_batch}, or --data.steps_per_batch 1"
+            f"checkpoint.every_n_train_steps {every_n_train_steps} is not a multiple of the {steps_per_batch} steps "
+            f"of each batch (data.steps_per_batch): checkpoints can only be written between batches; use a multiple "
+            f"of {steps_per_batch}, or --data.steps_per_batch 1"
         )
-    if isinstance(val_check_interval, int) and not isinstance(val_check_interval, bool):
+    if val_check_interval is not None and val_check_interval != 1.0:
         raise LabError(
-            f"trainer.val_check_interval {val_check_interval} counts Lightning's batches, which are {steps_per_batch} "
-            "steps each here (data.steps_per_batch); use --data.steps_per_batch 1 to count steps"
+            f"trainer.val_check_interval {val_check_interval} places validation between Lightning's batches, which "
+            f"are {steps_per_batch} steps each here (data.steps_per_batch); validate every epoch and set "
+            "data.steps_per_epoch to the interval, or use --data.steps_per_batch 1"
         )
 
 

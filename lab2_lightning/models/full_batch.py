@@ -105,6 +105,7 @@ class FullBatchGD(pl.LightningModule):
         self.member_loggers: MemberLoggers | None = None
         self._epoch_losses: torch.Tensor | None = None
         self._pending = 0
+        self._logged_through: int | None = None  # a restored checkpoint's last step the loggers had
 
     def __setattr__(self, name: str, value: Any) -> None:
         """``nn.Module.__setattr__``, with a shortcut for plain values of plain attributes.
@@ -169,31 +170,27 @@ class FullBatchGD(pl.LightningModule):
 
     def on_train_batch_end(self, outputs: Any, batch: dict[str, Any], batch_idx: int) -> None:
         trainer = self.trainer
-        end_of_epoch = batch_idx + 1 >= trainer.num_training_batches
-        # The last step: max_steps reached, the last epoch's end, or a callback (EarlyStopping, ...) asked to stop.
-        last_step = (
-            0 <= trainer.max_steps <= trainer.global_step
-            or (end_of_epoch and 0 <= trainer.max_epochs <= trainer.current_epoch + 1)
-            or trainer.should_stop
-        )
-        if end_of_epoch or last_step:
-            self._flush(final_batch=batch if last_step else None)
+        # The end of an epoch, or a stop inside one: max_steps reached, or a callback asked the Trainer to stop.
+        # (A stop at an epoch's end, by max_epochs or EarlyStopping, is decided after this hook: every epoch's end
+        # measures its weights, so the last one's are measured whatever ends the fit.)
+        stop = 0 <= trainer.max_steps <= trainer.global_step or trainer.should_stop
+        if batch_idx + 1 >= trainer.num_training_batches or stop:
+            self._flush(final_batch=batch)
 
-    def _flush(self, final_batch: dict[str, Any] | None) -> None:
+    def _flush(self, final_batch: dict[str, Any]) -> None:
         """Copy the recorded losses to the host (one sync), stop at the first non-finite one, log every step.
 
-        After the last step, also measure the final weights on the last batch: the loss "at the end of training".
+        Also measure the current weights on ``final_batch`` (one forward pass per epoch, less than a step): once the
+        fit ends, the loss "at the end of training".
         """
         chunk = self._epoch_losses[: self._pending]
-        if final_batch is not None:
-            with torch.no_grad():
-                chunk = torch.cat([chunk, self.member_losses(final_batch).detach()[None].to(chunk.dtype)])
+        with torch.no_grad():
+            chunk = torch.cat([chunk, self.member_losses(final_batch).detach()[None].to(chunk.dtype)])
         if self.trainer.world_size > 1:
             chunk = self.trainer.strategy.reduce(chunk, reduce_op="sum")
         chunk = chunk.cpu()
         self._epoch_losses, self._pending = None, 0
-        if final_batch is not None:
-            chunk, self.final_loss = chunk[:-1], chunk[-1]
+        chunk, self.final_loss = chunk[:-1], chunk[-1]
         last = self.trainer.global_step
         steps = list(range(last - len(chunk) + 1, last + 1))
         bad = ~torch.isfinite(chunk)
@@ -204,11 +201,11 @@ class FullBatchGD(pl.LightningModule):
                 f"training diverged at step {steps[t]}: {self.member_names()[b]}'s loss is {float(chunk[t, b])} "
                 f"with lr {lr}; lower model.lr (or normalise the data) and run again"
             )
-        if self.final_loss is not None and not torch.isfinite(self.final_loss).all():
+        if not torch.isfinite(self.final_loss).all():
             b = int((~torch.isfinite(self.final_loss)).nonzero()[0])
             raise DivergenceError(
-                f"training diverged: {self.member_names()[b]}'s loss is {float(self.final_loss[b])} after the last "
-                "step; lower model.lr"
+                f"training diverged: {self.member_names()[b]}'s loss is {float(self.final_loss[b])} after step {last}; "
+                "lower model.lr"
             )
         self.add_history("train/loss", steps, chunk)
         self.log("train/loss", chunk[-1].mean().item(), prog_bar=True, logger=False)
@@ -233,9 +230,17 @@ class FullBatchGD(pl.LightningModule):
         self.member_loggers = MemberLoggers(self.trainer, self.member_names())
 
     def on_train_start(self) -> None:
-        # After the checkpoint (if any) is restored: a continued run's first step is the one after it.
+        # After the checkpoint (if any) is restored: a continued run's first step is the one after it, or the first
+        # one the loggers never got (a checkpoint written inside an epoch), which are written again from there.
         if self.member_loggers is not None:
-            self.member_loggers.start(self.trainer.global_step + 1)
+            done = self.trainer.global_step
+            first = (self._logged_through if self._logged_through is not None else done) + 1
+            self.member_loggers.start(first)
+            for tag, (steps, values) in self.history.items():
+                kept = [i for i, step in enumerate(steps) if step >= first]
+                if kept:
+                    self.member_loggers.scalars(tag, [steps[i] for i in kept], torch.cat(values)[kept])
+        self._logged_through = None
 
     def on_train_end(self) -> None:
         if self.member_loggers is not None:
@@ -247,9 +252,24 @@ class FullBatchGD(pl.LightningModule):
         self._epoch_losses, self._pending = None, 0
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Keep the curves with the weights, so a resumed run reports every step from the first."""
-        checkpoint["history"] = {tag: (steps, torch.cat(values)) for tag, (steps, values) in self.history.items()}
+        """Keep the curves with the weights, so a resumed run reports every step from the first.
+
+        A checkpoint every N steps can land inside an epoch, before the epoch's losses are written: they go into it
+        too, with ``logged_through``, the last step the loggers had, from which a continued run writes them again.
+        """
+        history = {tag: (list(steps), torch.cat(values)) for tag, (steps, values) in self.history.items()}
+        done = self.trainer.global_step
+        if self._pending:
+            pending = self._epoch_losses[: self._pending]
+            if self.trainer.world_size > 1:  # every rank saves the checkpoint's state, so every rank takes part
+                pending = self.trainer.strategy.reduce(pending, reduce_op="sum")
+            steps, values = history.get("train/loss", ([], pending.new_empty(0, self.n_members).cpu()))
+            new_steps = range(done - self._pending + 1, done + 1)
+            history["train/loss"] = (steps + list(new_steps), torch.cat([values, pending.cpu()]))
+        checkpoint["history"] = history
+        checkpoint["logged_through"] = done - self._pending
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         adopt_checkpoint_dtype(self, checkpoint)
         self.history = {tag: (list(steps), [values]) for tag, (steps, values) in checkpoint.get("history", {}).items()}
+        self._logged_through = checkpoint.get("logged_through")  # None: written before it was recorded
