@@ -72,6 +72,7 @@ def test_large_values_diverge_at_the_default_lr(tmp_path: Path, configs: Path, c
         (["--checkpoint.every_n_train_steps", "15"], "every_n_train_steps 15 is not a multiple of the 10 steps of"),
         (["--trainer.val_check_interval", "20"], "trainer.val_check_interval 20 places validation between Lightning's"),
         (["--trainer.val_check_interval", "0.5"], "trainer.val_check_interval 0.5 places validation between"),
+        (["--trainer.val_check_interval", "1"], "trainer.val_check_interval 1 places validation between"),
         (["--data.steps_per_batch", "0", "--checkpoint.every_n_train_steps", "10"], "data.steps_per_batch must be at"),
         (["--model.init_args.seeds", "[]"], "model.seeds must name at least one seed"),
         (["--model.init_args.seeds", "[0,1]", "--model.init_args.rank", "[1,2,3]"], "must pair one to one"),

@@ -322,7 +322,8 @@ def check_batch_grid(steps_per_batch: int, every_n_train_steps: int | None, val_
             f"of each batch (data.steps_per_batch): checkpoints can only be written between batches; use a multiple "
             f"of {steps_per_batch}, or --data.steps_per_batch 1"
         )
-    if val_check_interval is not None and val_check_interval != 1.0:
+    in_batches = isinstance(val_check_interval, int) and not isinstance(val_check_interval, bool)  # even 1
+    if in_batches or val_check_interval not in (None, 1.0):
         raise LabError(
             f"trainer.val_check_interval {val_check_interval} places validation between Lightning's batches, which "
             f"are {steps_per_batch} steps each here (data.steps_per_batch); validate every epoch and set "
