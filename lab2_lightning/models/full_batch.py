@@ -186,9 +186,7 @@ class FullBatchGD(pl.LightningModule):
         chunk = self._epoch_losses[: self._pending]
         with torch.no_grad():
             chunk = torch.cat([chunk, self.member_losses(final_batch).detach()[None].to(chunk.dtype)])
-        if self.trainer.world_size > 1:
-            chunk = self.trainer.strategy.reduce(chunk, reduce_op="sum")
-        chunk = chunk.cpu()
+        chunk = self._on_host(chunk)
         self._epoch_losses, self._pending = None, 0
         chunk, self.final_loss = chunk[:-1], chunk[-1]
         last = self.trainer.global_step
@@ -251,6 +249,13 @@ class FullBatchGD(pl.LightningModule):
             self.member_loggers.close()
         self._epoch_losses, self._pending = None, 0
 
+    def _on_host(self, losses: torch.Tensor) -> torch.Tensor:
+        """Recorded losses summed over the DDP ranks (each holds a shard of the rows: every rank must call this),
+        on the host."""
+        if self.trainer.world_size > 1:
+            losses = self.trainer.strategy.reduce(losses, reduce_op="sum")
+        return losses.cpu()
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Keep the curves with the weights, so a resumed run reports every step from the first.
 
@@ -259,13 +264,11 @@ class FullBatchGD(pl.LightningModule):
         """
         history = {tag: (list(steps), torch.cat(values)) for tag, (steps, values) in self.history.items()}
         done = self.trainer.global_step
-        if self._pending:
-            pending = self._epoch_losses[: self._pending]
-            if self.trainer.world_size > 1:  # every rank saves the checkpoint's state, so every rank takes part
-                pending = self.trainer.strategy.reduce(pending, reduce_op="sum")
-            steps, values = history.get("train/loss", ([], pending.new_empty(0, self.n_members).cpu()))
+        if self._pending:  # every rank saves the checkpoint's state, so every rank takes part in the sum
+            pending = self._on_host(self._epoch_losses[: self._pending])
+            steps, values = history.get("train/loss", ([], pending[:0]))
             new_steps = range(done - self._pending + 1, done + 1)
-            history["train/loss"] = (steps + list(new_steps), torch.cat([values, pending.cpu()]))
+            history["train/loss"] = (steps + list(new_steps), torch.cat([values, pending]))
         checkpoint["history"] = history
         checkpoint["logged_through"] = done - self._pending
 
