@@ -81,7 +81,7 @@ def program() -> str:
 
 
 def headline(results: dict[str, Any]) -> list[str]:
-    """A fit's headline numbers, a line per run (seed), at most ``HEADLINE_RUNS`` lines."""
+    """A fit's (or a validation's) headline numbers, a line per run (seed), at most ``HEADLINE_RUNS`` lines."""
     runs = results.get("runs") or [results]  # a flat result is one run
     model = results.get("model")
     seed = results.get("seed")
@@ -144,6 +144,9 @@ def run_experiment(command: str, args: list[str]) -> Any:
         if cli.trainer.is_global_zero:
             print(f"{writer.rows} predictions: {writer.output}")
         return writer.output
+    if command == "validate" and cli.trainer.is_global_zero:
+        # The checkpoint's weights measured on the data: the same lines as at the end of its fit.
+        print("\n".join(headline({"model": type(cli.model).__name__, "runs": cli.model.member_results()})))
     return {key: float(value) for key, value in cli.trainer.callback_metrics.items()}
 
 

@@ -180,9 +180,10 @@ class EmptyStep(pl.LightningModule):
         self.w = torch.nn.Parameter(torch.zeros(()))
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        optimizer = self.optimizers()
         for _ in range(self.steps_per_batch):
             self.manual_backward(self.w * batch)  # FullBatch hands over its "batch" as it is, here a 0-d tensor
-            self.optimizers().step()
+            optimizer.step()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.parameters(), lr=0.0)

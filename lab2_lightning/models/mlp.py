@@ -104,6 +104,23 @@ class LabMLP(FullBatchGD):
             self.input_shift.copy_(data.shift)
             self.input_scale.copy_(data.scale)
 
+    def on_validation_start(self) -> None:
+        """Refuse to measure a checkpoint's weights on features normalised otherwise than those it was trained on
+        (``validate`` with other data settings, or another file): every accuracy would be silently wrong."""
+        data = self.trainer.datamodule
+        if self.trainer.state.fn != "validate" or self.trainer.ckpt_path is None or not hasattr(data, "shift"):
+            return  # a fit copies the data's statistics at its start; weights that never trained have none
+        same = torch.equal(data.shift.to(self.input_shift), self.input_shift) and torch.equal(
+            data.scale.to(self.input_scale), self.input_scale
+        )
+        if not same:
+            raise LabError(
+                f"{self.trainer.ckpt_path} was trained on features normalised with other statistics than these "
+                f"data's ({data.source}, data.preprocessing {data.hparams.preprocessing}, data.stats_rows "
+                f"{data.hparams.stats_rows}): validate with its run's config.yaml, or classify new measurements "
+                "with predict"
+            )
+
     def member_losses(self, batch: dict[str, Any]) -> torch.Tensor:
         """Each member's cross-entropy on this rank's rows: summed, or the whole split's mean."""
         x = batch["x"].to(self.W1.dtype)

@@ -4,7 +4,7 @@
 Why not ``SummaryWriter``: without TensorFlow, TensorBoard's writer opens the file, appends one event and closes it
 again for every event, on a thread of its own. That costs ~150 µs of CPU per point, and the lab writes ~15,000
 points, so the thread competed with the training for the interpreter (and for the second core, under load). Here
-a point costs ~15 µs; :meth:`EventFile.flush` (once per Lightning epoch) makes the points visible to a running
+a point costs ~15 µs; :meth:`EventFile.flush` (after each batch of points, ~2 µs) makes them visible to a running
 TensorBoard.
 """
 
