@@ -146,6 +146,8 @@ def run_experiment(command: str, args: list[str]) -> Any:
         return writer.output
     if command == "validate" and cli.trainer.is_global_zero:
         # The checkpoint's weights measured on the data: the same lines as at the end of its fit.
+        if cli.trainer.ckpt_path is None:
+            print("no --ckpt_path: these are the weights as drawn, before any training")
         print("\n".join(headline({"model": type(cli.model).__name__, "runs": cli.model.member_results()})))
     return {key: float(value) for key, value in cli.trainer.callback_metrics.items()}
 

@@ -200,34 +200,6 @@ def test_model_chosen_by_short_name(tmp_path: Path, run_cli: Callable[..., Any])
     assert results["model"] == "LowRankFactorisation" and results["runs"][0]["rank"] == 1
 
 
-def test_validate_a_checkpoint(
-    tmp_path: Path, configs: Path, run_cli: Callable[..., Any], capsys: pytest.CaptureFixture[str]
-) -> None:
-    """``validate`` measures the checkpoint's weights as its fit did at its end, and prints the same headline."""
-    results = run_cli("--config", str(configs / "mlp.yaml"), "--trainer.max_steps", "20")
-    fit_headline = capsys.readouterr().out.strip().splitlines()[-2]  # before the "results: ..." line
-    checkpoint = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
-    metrics = run(
-        ["validate", "--config", "mlp", "--ckpt_path", str(checkpoint), "--trainer.default_root_dir", str(tmp_path),
-         "--trainer.logger", "false", "--progress_bar.enabled", "false"]
-    )  # fmt: skip
-    assert metrics["val/acc"] == pytest.approx(results["runs"][0]["val"]["acc"])
-    assert fit_headline.startswith("seed 0: training accuracy")
-    assert capsys.readouterr().out.strip().splitlines()[-1] == fit_headline
-
-
-@pytest.mark.parametrize("flags", [["--data.preprocessing", "standardise"], ["--data.stats_rows", "train"]])
-def test_validate_on_otherwise_normalised_data(
-    tmp_path: Path, configs: Path, run_cli: Callable[..., Any], cli_error: Callable[..., str], flags: list[str]
-) -> None:
-    """The weights would see features scaled otherwise than in training: refused, not silently wrong accuracies."""
-    run_cli("--config", str(configs / "mlp.yaml"), "--trainer.max_steps", "10")
-    checkpoint = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
-    line = cli_error("validate", "--config", "mlp", "--ckpt_path", str(checkpoint), *flags)
-    assert line.startswith(f"error: {checkpoint} was trained on features normalised with other statistics")
-    assert "validate with its run's config.yaml" in line
-
-
 # ------------------------------------------------------------------------------------ configs by name
 
 

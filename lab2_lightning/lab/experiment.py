@@ -61,8 +61,9 @@ Accelerator = Literal["cpu", "gpu", "cuda", "mps", "auto"]
 SUBCOMMANDS = tuple(LightningCLI.subcommands())  # fit, validate, test, predict: Lightning's own list
 
 
-# ckpt_path values that Lightning resolves itself; any other value is a file, checked before Lightning reads it.
-LIGHTNING_CHECKPOINT_NAMES = ("best", "hpc")
+# ckpt_path values that Lightning resolves itself; any other value but "last" and "best" (see parse_arguments) is a
+# file, checked before Lightning reads it.
+LIGHTNING_CHECKPOINT_NAMES = ("hpc",)
 
 
 # The data sizes the models take from the data (a model that lacks one of these arguments does not get it).
@@ -160,7 +161,7 @@ class LabCLI(LightningCLI):
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
-        """Parse, then turn ``fit --ckpt_path last`` into a file and check any checkpoint file, before LightningCLI
+        """Parse, then turn ``--ckpt_path last`` into a file and check any checkpoint file, before LightningCLI
         reads the model's settings from it; a fit that resumes a finished run ends here (see
         :func:`~lab2_lightning.lab.resume.check_unfinished`)."""
         try:
@@ -172,9 +173,14 @@ class LabCLI(LightningCLI):
         if command is None:
             return
         config = self.config[command]
-        if command == "fit" and config.ckpt_path == "last":
+        if config.ckpt_path == "best":  # Lightning would end in a traceback
+            raise LabError(
+                "--ckpt_path best names the best checkpoint of a fit run earlier in the same process, which a command "
+                "never has: give a checkpoint file (lightning_logs/version_N/checkpoints/...), or last"
+            )
+        if config.ckpt_path == "last":
             model = str(config.model.class_path) if config.model is not None else None
-            config.ckpt_path = str(newest_last_checkpoint(default_root(config), model))
+            config.ckpt_path = str(newest_last_checkpoint(default_root(config), model, command))
         if config.ckpt_path is not None and config.ckpt_path not in LIGHTNING_CHECKPOINT_NAMES:
             checkpoint = check_checkpoint(str(config.ckpt_path), command, config.model)
             if command == "fit":

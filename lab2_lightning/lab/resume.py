@@ -49,8 +49,8 @@ class Resume:
     newer: tuple[Path, int] | None = None
 
 
-def newest_last_checkpoint(root: Path, model_class_path: str | None) -> Path:
-    """``fit --ckpt_path last``: the newest ``last.ckpt`` under ``root/lightning_logs`` that holds a model of this
+def newest_last_checkpoint(root: Path, model_class_path: str | None, command: str = "fit") -> Path:
+    """``--ckpt_path last``: the newest ``last.ckpt`` under ``root/lightning_logs`` that holds a model of this
     class (another model's newer run is passed over; ``None``: any model). Only the settings of each checkpoint are
     read (its tensors are mapped, not loaded); an unreadable one is an error, not passed over, since it may be the
     run meant."""
@@ -60,7 +60,8 @@ def newest_last_checkpoint(root: Path, model_class_path: str | None) -> Path:
         if wanted is None or checkpoint_model_name(load_checkpoint(path, mmap=True)) == wanted:
             return path
     model = f"{wanted} " if wanted else ""
-    raise LabError(f"--ckpt_path last: no {model}checkpoint {root / pattern} to resume from")
+    purpose = "resume from" if command == "fit" else command
+    raise LabError(f"--ckpt_path last: no {model}checkpoint {root / pattern} to {purpose}")
 
 
 def owning_run(checkpoint: Path) -> Path | None:

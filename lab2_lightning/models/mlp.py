@@ -11,6 +11,7 @@ from torch import nn
 from lab2_lightning.data.table import align_columns
 from lab2_lightning.models.full_batch import FullBatchGD, PlainGradientStep, check_lr, generator
 from lab2_lightning.models.metrics import MemberConfusion
+from lab2_lightning.models.trained_on import TrainedOn
 from lab2_lightning.utils.errors import LabError
 
 SPLITS = ("train", "val")
@@ -92,6 +93,7 @@ class LabMLP(FullBatchGD):
         # One per split, in the order of SPLITS (a ModuleDict cannot have a key "train": nn.Module.train exists).
         self.split_metrics = nn.ModuleList([MemberConfusion(members, n_classes) for _ in SPLITS])
         self.final: dict[str, dict[str, torch.Tensor]] = {}
+        self.trained_on: TrainedOn | None = None  # what a loaded checkpoint was trained on
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Each member's logits for preprocessed features ``x`` (rows x features): members x rows x classes."""
@@ -104,22 +106,16 @@ class LabMLP(FullBatchGD):
             self.input_shift.copy_(data.shift)
             self.input_scale.copy_(data.scale)
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self.trained_on = TrainedOn.from_checkpoint(checkpoint)
+
     def on_validation_start(self) -> None:
-        """Refuse to measure a checkpoint's weights on features normalised otherwise than those it was trained on
-        (``validate`` with other data settings, or another file): every accuracy would be silently wrong."""
+        """``validate`` of a checkpoint: refuse data that its weights would misread (:mod:`.trained_on`). A fit
+        copies its data's statistics at its start, and weights that never trained were trained on nothing."""
         data = self.trainer.datamodule
-        if self.trainer.state.fn != "validate" or self.trainer.ckpt_path is None or not hasattr(data, "shift"):
-            return  # a fit copies the data's statistics at its start; weights that never trained have none
-        same = torch.equal(data.shift.to(self.input_shift), self.input_shift) and torch.equal(
-            data.scale.to(self.input_scale), self.input_scale
-        )
-        if not same:
-            raise LabError(
-                f"{self.trainer.ckpt_path} was trained on features normalised with other statistics than these "
-                f"data's ({data.source}, data.preprocessing {data.hparams.preprocessing}, data.stats_rows "
-                f"{data.hparams.stats_rows}): validate with its run's config.yaml, or classify new measurements "
-                "with predict"
-            )
+        if self.trainer.state.fn == "validate" and self.trained_on is not None and hasattr(data, "shift"):
+            self.trained_on.check(data, str(self.trainer.ckpt_path))
 
     def member_losses(self, batch: dict[str, Any]) -> torch.Tensor:
         """Each member's cross-entropy on this rank's rows: summed, or the whole split's mean."""

@@ -1,0 +1,132 @@
+"""``validate``: a checkpoint's weights measured on its data, with the headline its fit printed; data that the weights
+would misread (other classes, columns, statistics or held-out rows) are refused in one line."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from lab2_lightning.cli import run
+from lab2_lightning.data.table import packaged_iris
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One MLP fit of 20 steps, with the lab's split: its root folder and the headline it printed. The folder also
+    holds variants of the data file (see :func:`variant`)."""
+    root = tmp_path_factory.mktemp("validate")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        run(["fit", "--config", "mlp", "--trainer.max_steps", "20", "--trainer.default_root_dir", str(root),
+             "--progress_bar.enabled", "false"])  # fmt: skip
+    headline = printed.getvalue().strip().splitlines()[-2]  # before the "results: ..." line
+    assert headline.startswith("seed 0: training accuracy 0.")
+    rows = [line.split(",") for line in packaged_iris().read_text().split()]
+    header = "sepal_length,sepal_width,petal_length,petal_width,class\n"
+    variants = {
+        "header.csv": header + "".join(",".join(row) + "\n" for row in rows),  # the same rows, columns named
+        "reordered.csv": "petal_length,sepal_length,sepal_width,petal_width,class\n"
+        + "".join(",".join([row[2], row[0], row[1], row[3], row[4]]) + "\n" for row in rows),
+        "renamed.csv": "".join(",".join(row).replace("Iris-setosa", "zsetosa") + "\n" for row in rows),
+    }
+    for name, text in variants.items():
+        (root / name).write_text(text)
+    return root, headline
+
+
+def checkpoint(root: Path) -> Path:
+    return root / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+
+
+def in_folder(root: Path, flags: list[str]) -> list[str]:
+    """``flags`` with the data files named by :func:`trained` as paths in ``root``."""
+    return [str(root / flag) if flag.endswith(".csv") else flag for flag in flags]
+
+
+def validate(root: Path, out: Path, *flags: str) -> tuple[dict[str, float], str]:
+    """``validate`` of the fit's checkpoint (no logger, no bar, its config.yaml into ``out``): the metrics it returns
+    and its last printed line."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        metrics = run(["validate", "--config", "mlp", "--ckpt_path", str(checkpoint(root)), "--trainer.logger",
+                       "false", "--progress_bar.enabled", "false", "--trainer.default_root_dir", str(out),
+                       *in_folder(root, list(flags))])  # fmt: skip
+    return metrics, printed.getvalue().strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [[], ["--trainer.precision", "64-true"], ["--data.path", "header.csv"], ["--data.val_size", "30"]],
+    ids=["as-trained", "float64", "same-rows-with-header", "fewer-held-out-rows"],
+)
+def test_validate_prints_what_the_fit_measured(trained: tuple[Path, str], tmp_path: Path, flags: list[str]) -> None:
+    """The same data (also widened to float64, or with a header naming the columns in their order): the fit's own
+    numbers. A subset of the held-out rows is still held out: accepted, with its own numbers."""
+    root, headline = trained
+    metrics, line = validate(root, tmp_path, *flags)
+    if "--data.val_size" in flags:
+        assert line.startswith("seed 0: training accuracy") and "validation accuracy" in line
+        return
+    assert line == headline
+    assert f"validation accuracy {metrics['val/acc']:.3f}" in headline
+
+
+def test_validate_on_every_row(trained: tuple[Path, str], tmp_path: Path) -> None:
+    """``data.val_size 0``: every row measured as a training row, no validation claimed."""
+    _, line = validate(trained[0], tmp_path, "--data.val_size", "0")
+    assert line.startswith("seed 0: training accuracy") and "validation" not in line
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--data.preprocessing", "standardise"], "was trained on features normalised with other statistics than"),
+        (["--data.stats_rows", "train"], "was trained on features normalised with other statistics than"),
+        (["--data.split_seed", "1"], "data.val_size 50 with data.split_seed 1 holds out rows that"),
+        (["--data.val_size", "60"], "data.val_size 60 with data.split_seed 0 holds out rows that"),
+        (["--data.path", "reordered.csv"], "was trained on the columns sepal_length, sepal_width, petal_length"),
+        (["--data.path", "renamed.csv"], "tells apart Iris-setosa, Iris-versicolor, Iris-virginica (in this order)"),
+    ],
+    ids=["preprocessing", "stats-rows", "split-seed", "more-held-out-rows", "column-order", "class-order"],
+)
+def test_data_the_weights_would_misread_are_refused(
+    trained: tuple[Path, str], cli_error: Callable[..., str], flags: list[str], message: str
+) -> None:
+    """Each of these used to print nothing, exit 0 and leave wrong accuracies in the returned metrics."""
+    root, _ = trained
+    line = cli_error("validate", "--config", "mlp", "--ckpt_path", str(checkpoint(root)), *in_folder(root, flags))
+    assert line.startswith(f"error: {checkpoint(root)} " if "holds out" not in message else "error: data.val_size")
+    assert message in line
+
+
+def test_checkpoint_by_name(trained: tuple[Path, str], cli_error: Callable[..., str]) -> None:
+    """``last`` is the newest run's, as for ``fit``; ``best`` (a fit's earlier in the same process) is refused."""
+    root, headline = trained
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        run(["validate", "--config", "mlp", "--ckpt_path", "last", "--trainer.default_root_dir", str(root),
+             "--trainer.logger", "false", "--progress_bar.enabled", "false"])  # fmt: skip
+    assert printed.getvalue().strip().splitlines()[-1] == headline
+    line = cli_error("validate", "--config", "mlp", "--ckpt_path", "best")
+    assert line.startswith("error: --ckpt_path best names the best checkpoint of a fit run earlier in the same")
+    line = cli_error("validate", "--config", "mlp", "--ckpt_path", "last")  # cli_error's own, empty root
+    assert line.startswith("error: --ckpt_path last: no LabMLP checkpoint") and line.endswith("to validate")
+
+
+def test_a_data_file_is_not_a_checkpoint(trained: tuple[Path, str], cli_error: Callable[..., str]) -> None:
+    line = cli_error("validate", "--config", "mlp", "--ckpt_path", str(trained[0] / "header.csv"))
+    assert line.startswith(f"error: {trained[0] / 'header.csv'}: not a readable checkpoint")
+
+
+def test_validate_without_a_checkpoint_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    run(["validate", "--config", "mlp", "--trainer.logger", "false", "--progress_bar.enabled", "false"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-2] == "no --ckpt_path: these are the weights as drawn, before any training"
+    assert lines[-1].startswith("seed 0: training accuracy")
