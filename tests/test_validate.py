@@ -9,9 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 
 from lab2_lightning.cli import run
+from lab2_lightning.data.datamodule import IrisDataModule
 from lab2_lightning.data.table import packaged_iris
+from lab2_lightning.models.reference import mlp_forward
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +35,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         "reordered.csv": "petal_length,sepal_length,sepal_width,petal_width,class\n"
         + "".join(",".join([row[2], row[0], row[1], row[3], row[4]]) + "\n" for row in rows),
         "renamed.csv": "".join(",".join(row).replace("Iris-setosa", "zsetosa") + "\n" for row in rows),
+        "two_classes.csv": "".join(",".join(row) + "\n" for row in rows if row[4] != "Iris-virginica"),
+        "three_columns.csv": "".join(",".join(row[1:]) + "\n" for row in rows),  # no header: by position
     }
     for name, text in variants.items():
         (root / name).write_text(text)
@@ -68,8 +73,14 @@ def test_validate_prints_what_the_fit_measured(trained: tuple[Path, str], tmp_pa
     numbers. A subset of the held-out rows is still held out: accepted, with its own numbers."""
     root, headline = trained
     metrics, line = validate(root, tmp_path, *flags)
-    if "--data.val_size" in flags:
-        assert line.startswith("seed 0: training accuracy") and "validation accuracy" in line
+    if "--data.val_size" in flags:  # the checkpoint's weights by hand on the 30 rows: the lab's forward pass
+        held_out = IrisDataModule(preprocessing="lab", val_size=30)
+        weights = torch.load(checkpoint(root), weights_only=True)["state_dict"]
+        W1, W2, b1, b2 = (weights[name][0] for name in ("W1", "W2", "b1", "b2"))
+        logits = mlp_forward(held_out.val_x.to(W1.dtype), W1, W2, b1, b2)
+        accuracy = (logits.argmax(dim=1) == held_out.val_y).double().mean().item()
+        assert metrics["val/acc"] == pytest.approx(accuracy, abs=1e-7) and len(held_out.val_y) == 30  # float32
+        assert f"validation accuracy {accuracy:.3f}" in line
         return
     assert line == headline
     assert f"validation accuracy {metrics['val/acc']:.3f}" in headline
@@ -90,17 +101,47 @@ def test_validate_on_every_row(trained: tuple[Path, str], tmp_path: Path) -> Non
         (["--data.val_size", "60"], "data.val_size 60 with data.split_seed 0 holds out rows that"),
         (["--data.path", "reordered.csv"], "was trained on the columns sepal_length, sepal_width, petal_length"),
         (["--data.path", "renamed.csv"], "tells apart Iris-setosa, Iris-versicolor, Iris-virginica (in this order)"),
+        (["--data.path", "two_classes.csv"], "takes 4 features and tells apart 3 classes;"),
+        (["--data.path", "three_columns.csv"], "takes 4 features and tells apart 3 classes;"),
     ],
-    ids=["preprocessing", "stats-rows", "split-seed", "more-held-out-rows", "column-order", "class-order"],
+    ids=[
+        "preprocessing",
+        "stats-rows",
+        "split-seed",
+        "more-held-out-rows",
+        "column-order",
+        "class-order",
+        "class-count",
+        "feature-count",
+    ],
 )
 def test_data_the_weights_would_misread_are_refused(
-    trained: tuple[Path, str], cli_error: Callable[..., str], flags: list[str], message: str
+    trained: tuple[Path, str], tmp_path: Path, cli_error: Callable[..., str], flags: list[str], message: str
 ) -> None:
-    """Each of these used to print nothing, exit 0 and leave wrong accuracies in the returned metrics."""
+    """Each of these used to print nothing, exit 0 and leave wrong accuracies in the returned metrics (the counts:
+    a traceback); now one line, before any run folder is made."""
     root, _ = trained
     line = cli_error("validate", "--config", "mlp", "--ckpt_path", str(checkpoint(root)), *in_folder(root, flags))
     assert line.startswith(f"error: {checkpoint(root)} " if "holds out" not in message else "error: data.val_size")
     assert message in line
+    assert not (tmp_path / "lightning_logs").exists()  # cli_error's --trainer.default_root_dir
+
+
+@pytest.mark.parametrize(
+    ("flags", "here"), [(["--data.split_seed", "1"], "50 with 1"), (["--data.val_size", "0"], "0 with 0")]
+)
+def test_statistics_of_the_training_rows_need_the_training_split(
+    tmp_path: Path, cli_error: Callable[..., str], flags: list[str], here: str
+) -> None:
+    """``data.stats_rows train``: another split gives other statistics; the line names the split, not them."""
+    root = tmp_path / "fit"
+    with contextlib.redirect_stdout(io.StringIO()):
+        run(["fit", "--config", "mlp", "--data.stats_rows", "train", "--trainer.max_steps", "10",
+             "--trainer.default_root_dir", str(root), "--progress_bar.enabled", "false"])  # fmt: skip
+    line = cli_error("validate", "--config", "mlp", "--data.stats_rows", "train", "--ckpt_path", str(checkpoint(root)),
+                     *flags)  # fmt: skip
+    assert line.startswith("error: with data.stats_rows train, the features are normalised with the training rows'")
+    assert line.endswith(f"the split of its training, data.val_size 50 with data.split_seed 0 (here {here})")
 
 
 def test_checkpoint_by_name(trained: tuple[Path, str], cli_error: Callable[..., str]) -> None:

@@ -44,12 +44,13 @@ from lab2_lightning.lab.resume import (
     plan_resume,
 )
 from lab2_lightning.lab.run_folder import claim_version
+from lab2_lightning.lab.trained_on import TrainedOn
 from lab2_lightning.models.checkpoints import check_fits, checkpoint_model_name, load_checkpoint
 
 # Imported so that ``--model LowRankFactorisation`` or ``--model LabMLP`` resolves without the module path.
 from lab2_lightning.models.factorisation import LowRankFactorisation  # noqa: F401
 from lab2_lightning.models.full_batch import DivergenceError
-from lab2_lightning.models.mlp import LabMLP  # noqa: F401
+from lab2_lightning.models.mlp import LabMLP
 from lab2_lightning.utils.atomic import write_json
 from lab2_lightning.utils.errors import LabError
 from lab2_lightning.utils.folders import writable_folder
@@ -108,6 +109,7 @@ class LabCLI(LightningCLI):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.results: dict[str, Any] | None = None
         self.resume: Resume | None = None  # what a fit with a checkpoint file resumes (see lab2_lightning.lab.resume)
+        self.trained_on: TrainedOn | None = None  # what the MLP checkpoint that validate measures was trained on
         self.run_lock: Any = None  # the lock on the run folder a resume continues
         self.parsers: dict[str | None, LightningArgumentParser] = {}  # by command; None: no subcommands
         super().__init__(*args, **kwargs)
@@ -183,6 +185,8 @@ class LabCLI(LightningCLI):
             config.ckpt_path = str(newest_last_checkpoint(default_root(config), model, command))
         if config.ckpt_path is not None and config.ckpt_path not in LIGHTNING_CHECKPOINT_NAMES:
             checkpoint = check_checkpoint(str(config.ckpt_path), command, config.model)
+            if command == "validate" and checkpoint_model_name(checkpoint) == LabMLP.__name__:
+                self.trained_on = TrainedOn.from_checkpoint(checkpoint)
             if command == "fit":
                 self.resume = plan_resume(str(config.ckpt_path), checkpoint)
                 check_unfinished(self.resume, config.trainer.max_steps, config.trainer.max_epochs)
@@ -221,13 +225,16 @@ class LabCLI(LightningCLI):
         torch.set_num_threads(threads_for(config.threads, self.datamodule.train_x.numel()))
 
     def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
-        """The Trainer, after the checks of a resume that need the data and the model, and with the logger of the
-        run's folder (unless one is configured): a resumed run's own, or a new one claimed atomically (see
-        :mod:`~lab2_lightning.lab.run_folder`). A Trainer that cannot be built leaves no new folder behind."""
+        """The Trainer, after the checks that need the data and the model (a resume's, and validate's of data its
+        checkpoint would misread), and with the logger of the run's folder (unless one is configured): a resumed
+        run's own, or a new one claimed atomically (see :mod:`~lab2_lightning.lab.run_folder`). A Trainer that cannot
+        be built leaves no new folder behind."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
         if self.resume is not None:
             check_same_data(self.resume, self.datamodule)
             check_fits(self.resume.checkpoint, self.model)
-        config = self.config[self.subcommand] if self.subcommand else self.config
+        if self.trained_on is not None:
+            self.trained_on.check(self.datamodule, str(config.ckpt_path))
         if self.subcommand is None or config.trainer.logger not in (None, True) or "logger" in kwargs:
             return self.checked_trainer(**kwargs)
         run_dir = self.resume.run_dir if self.resume is not None else None

@@ -11,7 +11,6 @@ from torch import nn
 from lab2_lightning.data.table import align_columns
 from lab2_lightning.models.full_batch import FullBatchGD, PlainGradientStep, check_lr, generator
 from lab2_lightning.models.metrics import MemberConfusion
-from lab2_lightning.models.trained_on import TrainedOn
 from lab2_lightning.utils.errors import LabError
 
 SPLITS = ("train", "val")
@@ -93,7 +92,6 @@ class LabMLP(FullBatchGD):
         # One per split, in the order of SPLITS (a ModuleDict cannot have a key "train": nn.Module.train exists).
         self.split_metrics = nn.ModuleList([MemberConfusion(members, n_classes) for _ in SPLITS])
         self.final: dict[str, dict[str, torch.Tensor]] = {}
-        self.trained_on: TrainedOn | None = None  # what a loaded checkpoint was trained on
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Each member's logits for preprocessed features ``x`` (rows x features): members x rows x classes."""
@@ -105,17 +103,6 @@ class LabMLP(FullBatchGD):
         if data is not None and hasattr(data, "shift"):
             self.input_shift.copy_(data.shift)
             self.input_scale.copy_(data.scale)
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        super().on_load_checkpoint(checkpoint)
-        self.trained_on = TrainedOn.from_checkpoint(checkpoint)
-
-    def on_validation_start(self) -> None:
-        """``validate`` of a checkpoint: refuse data that its weights would misread (:mod:`.trained_on`). A fit
-        copies its data's statistics at its start, and weights that never trained were trained on nothing."""
-        data = self.trainer.datamodule
-        if self.trainer.state.fn == "validate" and self.trained_on is not None and hasattr(data, "shift"):
-            self.trained_on.check(data, str(self.trainer.ckpt_path))
 
     def member_losses(self, batch: dict[str, Any]) -> torch.Tensor:
         """Each member's cross-entropy on this rank's rows: summed, or the whole split's mean."""
