@@ -128,7 +128,11 @@ def test_data_the_weights_would_misread_are_refused(
 
 
 @pytest.mark.parametrize(
-    ("flags", "here"), [(["--data.split_seed", "1"], "50 with 1"), (["--data.val_size", "0"], "0 with 0")]
+    ("flags", "here"),
+    [
+        (["--data.split_seed", "1"], "data.val_size 50 with data.split_seed 1"),
+        (["--data.val_size", "0"], "data.val_size 0"),
+    ],
 )
 def test_statistics_of_the_training_rows_need_the_training_split(
     tmp_path: Path, cli_error: Callable[..., str], flags: list[str], here: str
@@ -144,6 +148,19 @@ def test_statistics_of_the_training_rows_need_the_training_split(
     assert line.endswith(f"the split of its training, data.val_size 50 with data.split_seed 0 (here {here})")
 
 
+def test_without_held_out_rows_the_split_seed_is_moot(tmp_path: Path) -> None:
+    """``data.val_size 0``: every row is a training row whatever the seed, so another seed is no other split."""
+    flags = ["--config", "mlp", "--data.stats_rows", "train", "--data.val_size", "0", "--progress_bar.enabled", "false"]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        run(["fit", *flags, "--trainer.max_steps", "10", "--trainer.default_root_dir", str(tmp_path)])
+        run(["validate", *flags, "--data.split_seed", "5", "--ckpt_path", str(checkpoint(tmp_path)),
+             "--trainer.logger", "false", "--trainer.default_root_dir", str(tmp_path / "validate")])  # fmt: skip
+    lines = printed.getvalue().strip().splitlines()
+    assert lines[-1] == lines[-3]  # the fit's headline, before its "results: ..." line
+    assert lines[-1].startswith("seed 0: training accuracy") and "validation" not in lines[-1]
+
+
 def test_checkpoint_by_name(trained: tuple[Path, str], cli_error: Callable[..., str]) -> None:
     """``last`` is the newest run's, as for ``fit``; ``best`` (a fit's earlier in the same process) is refused."""
     root, headline = trained
@@ -156,6 +173,31 @@ def test_checkpoint_by_name(trained: tuple[Path, str], cli_error: Callable[..., 
     assert line.startswith("error: --ckpt_path best names the best checkpoint of a fit run earlier in the same")
     line = cli_error("validate", "--config", "mlp", "--ckpt_path", "last")  # cli_error's own, empty root
     assert line.startswith("error: --ckpt_path last: no LabMLP checkpoint") and line.endswith("to validate")
+
+
+@pytest.mark.parametrize(
+    ("command", "fit_config", "message"),
+    [
+        ("validate", "factorise", "error: LowRankFactorisation has nothing to validate (no validation_step)"),
+        ("test", "mlp", "error: LabMLP has no test_step: the lab's data have a training and a validation split"),
+    ],
+)
+def test_a_model_without_the_step_is_refused_before_any_folder(
+    tmp_path: Path, cli_error: Callable[..., str], command: str, fit_config: str, message: str
+) -> None:
+    """Lightning said so too, but only after making the run's folder."""
+    root = tmp_path / "fit"
+    with contextlib.redirect_stdout(io.StringIO()):
+        run(["fit", "--config", fit_config, "--trainer.max_steps", "10", "--trainer.default_root_dir", str(root),
+             "--progress_bar.enabled", "false"])  # fmt: skip
+    line = cli_error(command, "--config", fit_config, "--ckpt_path", str(checkpoint(root)))
+    assert line.startswith(message)
+    assert not (tmp_path / "lightning_logs").exists()  # cli_error's --trainer.default_root_dir
+
+
+def test_hpc_without_its_checkpoints(cli_error: Callable[..., str]) -> None:
+    line = cli_error("validate", "--config", "mlp", "--ckpt_path", "hpc")
+    assert line.startswith("error: --ckpt_path hpc: no hpc_ckpt_N.ckpt in") and line.endswith("file, or last")
 
 
 def test_a_data_file_is_not_a_checkpoint(trained: tuple[Path, str], cli_error: Callable[..., str]) -> None:

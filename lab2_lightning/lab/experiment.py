@@ -183,6 +183,11 @@ class LabCLI(LightningCLI):
         if config.ckpt_path == "last":
             model = str(config.model.class_path) if config.model is not None else None
             config.ckpt_path = str(newest_last_checkpoint(default_root(config), model, command))
+        if config.ckpt_path == "hpc" and not any(default_root(config).glob("hpc_ckpt_*.ckpt")):  # a traceback too
+            raise LabError(
+                f"--ckpt_path hpc: no hpc_ckpt_N.ckpt in {default_root(config)} (Lightning writes them when SLURM "
+                "requeues a fit): give a checkpoint file, or last"
+            )
         if config.ckpt_path is not None and config.ckpt_path not in LIGHTNING_CHECKPOINT_NAMES:
             checkpoint = check_checkpoint(str(config.ckpt_path), command, config.model)
             if command == "validate" and checkpoint_model_name(checkpoint) == LabMLP.__name__:
@@ -230,6 +235,7 @@ class LabCLI(LightningCLI):
         run's own, or a new one claimed atomically (see :mod:`~lab2_lightning.lab.run_folder`). A Trainer that cannot
         be built leaves no new folder behind."""
         config = self.config[self.subcommand] if self.subcommand else self.config
+        check_has_step(self.subcommand, self.model)
         if self.resume is not None:
             check_same_data(self.resume, self.datamodule)
             check_fits(self.resume.checkpoint, self.model)
@@ -364,6 +370,22 @@ def run_logger(run_dir: Path | None, root: Path) -> TensorBoardLogger:
     if run_dir is None:
         return TensorBoardLogger(save_dir=root, name=LOGS)
     return TensorBoardLogger(save_dir=run_dir.parent.parent, name=run_dir.parent.name, version=run_dir.name)
+
+
+def check_has_step(command: str | None, model: pl.LightningModule) -> None:
+    """Refuse ``validate`` or ``test`` of a model without the step they run, before a run folder is made: Lightning
+    would say so only after building the Trainer and its folder."""
+    step = {"validate": "validation_step", "test": "test_step"}.get(command or "")
+    if step is None or getattr(type(model), step) is not getattr(pl.LightningModule, step):
+        return
+    if command == "test":
+        raise LabError(
+            f"{type(model).__name__} has no test_step: the lab's data have a training and a validation split, no "
+            "test split; measure a checkpoint with validate"
+        )
+    raise LabError(
+        f"{type(model).__name__} has nothing to validate (no validation_step): its fit's results hold its numbers"
+    )
 
 
 def check_checkpoint(path: str, command: str, model: Namespace | None) -> dict[str, Any]:

@@ -81,8 +81,8 @@ class TrainedOn:
         if named and list(data.feature_names) != list(self.feature_names):
             raise LabError(
                 f"{checkpoint} was trained on the columns {', '.join(self.feature_names)}; {data.source} has "
-                f"{', '.join(data.feature_names)}: validate needs the same columns in the same order (rename the "
-                "header, or drop it to take the columns by position)"
+                f"{', '.join(data.feature_names)}: validate needs the same columns in the same order (predict "
+                "matches them by name)"
             )
         self._check_rows(data, checkpoint)
         # The fit copied the data's statistics into the checkpoint's dtype: the same rounding, the same numbers.
@@ -92,28 +92,33 @@ class TrainedOn:
             raise LabError(
                 f"{checkpoint} was trained on features normalised with other statistics than those of "
                 f"{data.source} with data.preprocessing {data.hparams.preprocessing} and data.stats_rows "
-                f"{data.hparams.stats_rows}: {_FIX}, or classify new measurements with predict"
+                f"{data.hparams.stats_rows} (or on other rows, or columns in another order): {_FIX}, or classify new "
+                "measurements with predict"
             )
 
     def _check_rows(self, data: IrisDataModule, checkpoint: str) -> None:
         """The split: validation rows must be rows the training held out, and statistics of the training rows
-        must come from the same rows. Only on the same file: of another, no row can be told from the training's."""
+        must come from the same rows. Only on the same file (by its bytes): of another, even a copy with a header or
+        other line ends, no row is told from the training's, so this check does not apply there."""
         if self.val_size is None or self.split_seed is None or self.sha256 != data.identity["sha256"]:
             return
         val_size, split_seed = data.hparams.val_size, data.hparams.split_seed
-        if data.hparams.stats_rows == "train" and (val_size, split_seed) != (self.val_size, self.split_seed):
+        split, trained = split_of(val_size, split_seed), split_of(self.val_size, self.split_seed)
+        if data.hparams.stats_rows == "train" and split != trained:
             raise LabError(
                 f"with data.stats_rows train, the features are normalised with the training rows' statistics: "
-                f"validate {checkpoint} on the split of its training, data.val_size {self.val_size} with "
-                f"data.split_seed {self.split_seed} (here {val_size} with {split_seed})"
+                f"validate {checkpoint} on the split of its training, {trained} (here {split})"
             )
         # The held-out rows are the permutation's last val_size: the same seed and a smaller val_size keep a subset.
         if val_size and (split_seed != self.split_seed or val_size > self.val_size):
-            every_row = (
-                ", or data.val_size 0 to measure every row as a training row" if self.stats_rows == "all" else ""
-            )
+            every_row = ", or data.val_size 0 to measure every row as one split" if self.stats_rows == "all" else ""
             raise LabError(
-                f"data.val_size {val_size} with data.split_seed {split_seed} holds out rows that {checkpoint} was "
-                f"trained on (it held out data.val_size {self.val_size} with data.split_seed {self.split_seed}): "
-                f"its validation accuracy would count them; {_FIX}{every_row}"
+                f"{split} holds out rows that {checkpoint} was trained on (it held out "
+                f"{trained if self.val_size else 'no rows'}): its validation accuracy would count them; "
+                f"{_FIX}{every_row}"
             )
+
+
+def split_of(val_size: int, split_seed: int) -> str:
+    """A split's settings as the options name them; the seed only where it draws held-out rows."""
+    return f"data.val_size {val_size} with data.split_seed {split_seed}" if val_size else "data.val_size 0"
