@@ -62,8 +62,8 @@ Accelerator = Literal["cpu", "gpu", "cuda", "mps", "auto"]
 SUBCOMMANDS = tuple(LightningCLI.subcommands())  # fit, validate, test, predict: Lightning's own list
 
 
-# ckpt_path values that Lightning resolves itself; any other value but "last" and "best" (see parse_arguments) is a
-# file, checked before Lightning reads it.
+# ckpt_path values that Lightning resolves itself; any other value is a file, checked before Lightning reads it
+# ("last" is turned into one, "best" refused: see parse_arguments).
 LIGHTNING_CHECKPOINT_NAMES = ("hpc",)
 
 
