@@ -20,7 +20,7 @@ from lab2_lightning.models.reference import mlp_forward
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """One MLP fit of 20 steps, with the lab's split: its root folder and the headline it printed. The folder also
-    holds variants of the data file (see :func:`variant`)."""
+    holds variants of the data file, named by the tests (:func:`in_folder`)."""
     root = tmp_path_factory.mktemp("validate")
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
