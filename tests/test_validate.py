@@ -7,6 +7,7 @@ import contextlib
 import io
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -17,16 +18,26 @@ from lab2_lightning.data.table import packaged_iris
 from lab2_lightning.models.reference import mlp_forward
 
 
+def quietly(args: list[str]) -> tuple[Any, list[str]]:
+    """``run(args)`` without a progress bar: what it returns, and the lines it printed."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        result = run([*args, "--progress_bar.enabled", "false"])
+    return result, printed.getvalue().strip().splitlines()
+
+
+def fit(root: Path, *flags: str, steps: int = 10) -> str:
+    """A fit of ``steps`` steps into ``root``: its headline (the line before "results: ...")."""
+    _, lines = quietly(["fit", *flags, "--trainer.max_steps", str(steps), "--trainer.default_root_dir", str(root)])
+    return lines[-2]
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """One MLP fit of 20 steps, with the lab's split: its root folder and the headline it printed. The folder also
     holds variants of the data file, named by the tests (:func:`in_folder`)."""
     root = tmp_path_factory.mktemp("validate")
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        run(["fit", "--config", "mlp", "--trainer.max_steps", "20", "--trainer.default_root_dir", str(root),
-             "--progress_bar.enabled", "false"])  # fmt: skip
-    headline = printed.getvalue().strip().splitlines()[-2]  # before the "results: ..." line
+    headline = fit(root, "--config", "mlp", steps=20)
     assert headline.startswith("seed 0: training accuracy 0.")
     rows = [line.split(",") for line in packaged_iris().read_text().split()]
     header = "sepal_length,sepal_width,petal_length,petal_width,class\n"
@@ -55,12 +66,10 @@ def in_folder(root: Path, flags: list[str]) -> list[str]:
 def validate(root: Path, out: Path, *flags: str) -> tuple[dict[str, float], str]:
     """``validate`` of the fit's checkpoint (no logger, no bar, its config.yaml into ``out``): the metrics it returns
     and its last printed line."""
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        metrics = run(["validate", "--config", "mlp", "--ckpt_path", str(checkpoint(root)), "--trainer.logger",
-                       "false", "--progress_bar.enabled", "false", "--trainer.default_root_dir", str(out),
-                       *in_folder(root, list(flags))])  # fmt: skip
-    return metrics, printed.getvalue().strip().splitlines()[-1]
+    metrics, lines = quietly(["validate", "--config", "mlp", "--ckpt_path", str(checkpoint(root)),
+                              "--trainer.logger", "false", "--trainer.default_root_dir", str(out),
+                              *in_folder(root, list(flags))])  # fmt: skip
+    return metrics, lines[-1]
 
 
 @pytest.mark.parametrize(
@@ -139,9 +148,7 @@ def test_statistics_of_the_training_rows_need_the_training_split(
 ) -> None:
     """``data.stats_rows train``: another split gives other statistics; the line names the split, not them."""
     root = tmp_path / "fit"
-    with contextlib.redirect_stdout(io.StringIO()):
-        run(["fit", "--config", "mlp", "--data.stats_rows", "train", "--trainer.max_steps", "10",
-             "--trainer.default_root_dir", str(root), "--progress_bar.enabled", "false"])  # fmt: skip
+    fit(root, "--config", "mlp", "--data.stats_rows", "train")
     line = cli_error("validate", "--config", "mlp", "--data.stats_rows", "train", "--ckpt_path", str(checkpoint(root)),
                      *flags)  # fmt: skip
     assert line.startswith("error: with data.stats_rows train, the features are normalised with the training rows'")
@@ -150,25 +157,21 @@ def test_statistics_of_the_training_rows_need_the_training_split(
 
 def test_without_held_out_rows_the_split_seed_is_moot(tmp_path: Path) -> None:
     """``data.val_size 0``: every row is a training row whatever the seed, so another seed is no other split."""
-    flags = ["--config", "mlp", "--data.stats_rows", "train", "--data.val_size", "0", "--progress_bar.enabled", "false"]
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        run(["fit", *flags, "--trainer.max_steps", "10", "--trainer.default_root_dir", str(tmp_path)])
-        run(["validate", *flags, "--data.split_seed", "5", "--ckpt_path", str(checkpoint(tmp_path)),
-             "--trainer.logger", "false", "--trainer.default_root_dir", str(tmp_path / "validate")])  # fmt: skip
-    lines = printed.getvalue().strip().splitlines()
-    assert lines[-1] == lines[-3]  # the fit's headline, before its "results: ..." line
-    assert lines[-1].startswith("seed 0: training accuracy") and "validation" not in lines[-1]
+    flags = ["--config", "mlp", "--data.stats_rows", "train", "--data.val_size", "0"]
+    headline = fit(tmp_path, *flags)
+    _, lines = quietly(["validate", *flags, "--data.split_seed", "5", "--ckpt_path", str(checkpoint(tmp_path)),
+                        "--trainer.logger", "false", "--trainer.default_root_dir",
+                        str(tmp_path / "validate")])  # fmt: skip
+    assert lines[-1] == headline
+    assert headline.startswith("seed 0: training accuracy") and "validation" not in headline
 
 
 def test_checkpoint_by_name(trained: tuple[Path, str], cli_error: Callable[..., str]) -> None:
     """``last`` is the newest run's, as for ``fit``; ``best`` (a fit's earlier in the same process) is refused."""
     root, headline = trained
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        run(["validate", "--config", "mlp", "--ckpt_path", "last", "--trainer.default_root_dir", str(root),
-             "--trainer.logger", "false", "--progress_bar.enabled", "false"])  # fmt: skip
-    assert printed.getvalue().strip().splitlines()[-1] == headline
+    _, lines = quietly(["validate", "--config", "mlp", "--ckpt_path", "last", "--trainer.default_root_dir", str(root),
+                        "--trainer.logger", "false"])  # fmt: skip
+    assert lines[-1] == headline
     line = cli_error("validate", "--config", "mlp", "--ckpt_path", "best")
     assert line.startswith("error: --ckpt_path best names the best checkpoint of a fit run earlier in the same")
     line = cli_error("validate", "--config", "mlp", "--ckpt_path", "last")  # cli_error's own, empty root
@@ -187,9 +190,7 @@ def test_a_model_without_the_step_is_refused_before_any_folder(
 ) -> None:
     """Lightning said so too, but only after making the run's folder."""
     root = tmp_path / "fit"
-    with contextlib.redirect_stdout(io.StringIO()):
-        run(["fit", "--config", fit_config, "--trainer.max_steps", "10", "--trainer.default_root_dir", str(root),
-             "--progress_bar.enabled", "false"])  # fmt: skip
+    fit(root, "--config", fit_config)
     line = cli_error(command, "--config", fit_config, "--ckpt_path", str(checkpoint(root)))
     assert line.startswith(message)
     assert not (tmp_path / "lightning_logs").exists()  # cli_error's --trainer.default_root_dir
@@ -205,11 +206,8 @@ def test_a_data_file_is_not_a_checkpoint(trained: tuple[Path, str], cli_error: C
     assert line.startswith(f"error: {trained[0] / 'header.csv'}: not a readable checkpoint")
 
 
-def test_validate_without_a_checkpoint_says_so(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    run(["validate", "--config", "mlp", "--trainer.logger", "false", "--progress_bar.enabled", "false"])
-    lines = capsys.readouterr().out.strip().splitlines()
+def test_validate_without_a_checkpoint_says_so(tmp_path: Path) -> None:
+    _, lines = quietly(["validate", "--config", "mlp", "--trainer.logger", "false", "--trainer.default_root_dir",
+                        str(tmp_path)])  # fmt: skip
     assert lines[-2] == "no --ckpt_path: these are the weights as drawn, before any training"
     assert lines[-1].startswith("seed 0: training accuracy")

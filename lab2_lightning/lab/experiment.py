@@ -24,6 +24,7 @@ from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCL
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from lab2_lightning import configs
 from lab2_lightning.callbacks.final_checkpoint import FinalCheckpoint
@@ -376,7 +377,7 @@ def check_has_step(command: str | None, model: pl.LightningModule) -> None:
     """Refuse ``validate`` or ``test`` of a model without the step they run, before a run folder is made: Lightning
     would say so only after building the Trainer and its folder."""
     step = {"validate": "validation_step", "test": "test_step"}.get(command or "")
-    if step is None or getattr(type(model), step) is not getattr(pl.LightningModule, step):
+    if step is None or is_overridden(step, model):  # Lightning's own test, which it applies after making the folder
         return
     if command == "test":
         raise LabError(
