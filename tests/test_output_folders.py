@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 
 from lab2_lightning.cli import run
+from lab2_lightning.lab.report import check_report_folder
+from lab2_lightning.utils.errors import LabError
+from lab2_lightning.utils.folders import PROBE_PREFIX
 from tests.conftest import subprocess_timeout
 
 TINY = ["--seeds", "1", "--factorise_epochs", "3", "--mlp_epochs", "2"]
@@ -158,6 +161,19 @@ def test_the_lab_refuses_an_out_it_would_clobber(
     assert one_error_line(capsys, ["lab", *TINY, "--out", str(out), "--log_dir", str(logs)]) == expected
     assert (tmp_path / "reports" / "notes.txt").read_text() == "mine\n"
     assert not (logs / "lab").exists()
+
+
+def test_another_labs_write_probe_is_not_a_foreign_file(tmp_path: Path) -> None:
+    """Two labs started together check the same --out: one's probe of the folder (a moment's empty folder) is not a
+    file of the user's. It used to refuse the other lab now and then (seen in CI)."""
+    out = tmp_path / "reports"
+    out.mkdir()
+    (out / "lab2.md").write_text("# a previous report\n")
+    (out / f"{PROBE_PREFIX}a1b2c3").mkdir()  # as the other lab's writable_folder makes it
+    check_report_folder(out)
+    (out / "notes.txt").write_text("mine\n")
+    with pytest.raises(LabError, match=r"holds files that are not a lab report's \(notes.txt\)"):
+        check_report_folder(out)
 
 
 # ------------------------------------------------------------------------------ the report, replaced whole

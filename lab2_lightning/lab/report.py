@@ -21,7 +21,14 @@ from lab2_lightning.callbacks.figures import confusion_figure, pca_vs_gd_figure,
 from lab2_lightning.lab.figures import accuracy_spread_figure, loss_curves_figure, rank_sweep_figure
 from lab2_lightning.utils.atomic import json_text
 from lab2_lightning.utils.errors import LabError, exit_on_user_error
-from lab2_lightning.utils.folders import probe_swap, recover, replace_folder, swaps_locked, writable_folder
+from lab2_lightning.utils.folders import (
+    PROBE_PREFIX,
+    probe_swap,
+    recover,
+    replace_folder,
+    swaps_locked,
+    writable_folder,
+)
 from lab2_lightning.utils.png import png
 
 # The lab's reference values (the course's published solutions), labelled as such wherever they appear.
@@ -211,7 +218,9 @@ def check_report_folder(out: Path) -> None:
     except OSError as err:
         raise LabError(f"--out {out}: cannot replace this folder: {err.strerror} in {real.parent}") from None
     writable_folder(out, "--out")
-    others = sorted(f"{e.name}/" if e.is_dir() else e.name for e in out.iterdir() if not report_file(e))
+    # Not another lab's probe of the same folder, started at the same time: it is gone a moment later.
+    entries = [e for e in out.iterdir() if not (report_file(e) or e.name.startswith(PROBE_PREFIX))]
+    others = sorted(f"{e.name}/" if e.is_dir() else e.name for e in entries)
     if others:
         listed = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
         raise LabError(

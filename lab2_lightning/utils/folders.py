@@ -20,6 +20,7 @@ from lab2_lightning.utils.errors import LabError
 from lab2_lightning.utils.signals import signals_deferred
 
 STAGING_SUFFIX = ".new"  # the end of the name of replace_folder's new folder
+PROBE_PREFIX = ".write-check."  # the start of the name of writable_folder's probe, there only while it checks
 
 
 def writable_folder(path: str | Path, option: str) -> Path:
@@ -50,7 +51,7 @@ def file_above(path: Path) -> Path:
     return next(parent for parent in path.parents if parent.exists())
 
 
-def probe(folder: Path, prefix: str = ".write-check.", suffix: str = "") -> None:
+def probe(folder: Path, prefix: str = PROBE_PREFIX, suffix: str = "") -> None:
     """Make and remove a folder in ``folder``; raises ``OSError`` where that fails."""
     os.rmdir(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=folder))
 
