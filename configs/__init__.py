@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lab2_lightning.utils.errors import LabError
+from lab2_lightning.errors import LabError
 
 if TYPE_CHECKING:
     from importlib.abc import Traversable

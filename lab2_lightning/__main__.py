@@ -1,5 +1,5 @@
-"""``python -m lab2_lightning``: the same as ``lab2`` and ``python scripts/train.py``."""
+"""``python -m lab2_lightning``: the same program as ``lab2``."""
 
-from lab2_lightning.cli import main
+from lab2_lightning.main import main
 
 main()

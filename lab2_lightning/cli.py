@@ -1,82 +1,343 @@
-"""The one command line of Lab 2: ``lab2``, ``python scripts/train.py`` and ``python -m lab2_lightning``.
+"""``lab2``'s commands: LightningCLI's ``fit``, ``validate``, ``test`` and ``predict``, the whole ``lab``, and its
+``report`` again.
 
-    lab2 fit --config factorise                      one experiment: LightningCLI's fit, validate, test, predict
-    lab2 predict --ckpt_path CKPT --data.path new.csv
-    lab2 lab --seeds 3                               the whole lab and its report (also with no command at all)
-    lab2 report reports/results.json                 the report again, from saved results
-
-The command is the first argument (:mod:`lab2_lightning.commands` runs it). :func:`run` does the same from Python
-and returns what the command made (the tests use it); :func:`main`, the console script's function, returns nothing,
-so a good run exits with status 0.
-
-This module is light on purpose: it sets what must be set before torch loads, and catches SIGINT and SIGTERM
-before the seconds of importing torch and Lightning begin, so that a run stopped at any moment ends with one line
-and the signal's exit status.
+:class:`LabCLI` is a LightningCLI that uses only its public hooks. It adds the checkpoint and prediction options,
+links the data's sizes into the model, and gives each run its folder (:mod:`~lab2_lightning.utils.run_folder`)
+and its identity: the settings that decide the numbers, kept in every checkpoint and compared on every resume.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import warnings
+from pathlib import Path
+from typing import Any, Literal
 
-# MKL, PyTorch's BLAS/LAPACK on x86 CPUs, picks code paths by the memory alignment of its inputs, so the last bits
-# of a result can change from one process to the next. Conditional numerical reproducibility pins the path (at a
-# few percent of speed), which makes CPU runs bitwise repeatable. It must be set before torch first calls MKL.
-os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+import torch
+from jsonargparse import Namespace
+from jsonargparse.typing import PositiveInt
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-import gc
-import importlib
-import sys
-from types import ModuleType
-from typing import Any
+from lab2_lightning.callbacks import MemberBoard, PredictionWriter
+from lab2_lightning.callbacks.results import run_results
+from lab2_lightning.configs import names as config_names
+from lab2_lightning.configs import path as config_path
+from lab2_lightning.data.reading import file_sha256, packaged_iris
+from lab2_lightning.errors import LabError
+from lab2_lightning.utils.atomic import write_json
+from lab2_lightning.utils.run_folder import VERSION, claim_new, hold, newest_last_checkpoint
 
-from lab2_lightning.utils.signals import Stopped, ignore_signals, stop_on_signals
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+COMMANDS = (*SUBCOMMANDS, "lab", "report")
+# The data sizes the models take from the DataModule (a link the chosen model does not take is skipped).
+DATA_LINKS = ("n_rows", "n_features", "n_classes", "class_names", "feature_names")
+# Settings that change a run's length, not its numbers: a resume may change them.
+LENGTH_SETTINGS = ("data.init_args.steps_per_epoch",)
+RUN_DIR = "LAB2_RUN_DIR"  # the run's folder, for the processes Lightning's DDP launcher starts
 
-COMMANDS_MODULE = "lab2_lightning.commands"  # imported on the first run: torch and Lightning
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON's types: jsonargparse's ``PositiveFloat`` and the like become ``float``, ``int``, ..."""
+    return json.loads(json.dumps(value, default=str))
 
 
-def run(args: list[str] | None = None) -> Any:
-    """Run a command (``None``: the command line) and return what it made: the results of ``fit`` or ``lab``, the
-    CSV of ``predict``, the report of ``report``. Bad input exits with status 2 and one ``error:`` line; a run
-    stopped by SIGINT or SIGTERM exits with 130 or 143 and one line saying what it kept."""
-    args = sys.argv[1:] if args is None else list(args)
+class RunRecord(Callback):
+    """Records the run in every checkpoint: its identity (:func:`identity`), and its settings as plain data, so that
+    the checkpoint loads with ``torch.load(weights_only=True)``."""
+
+    def __init__(self) -> None:
+        self.identity: dict[str, Any] = {}
+
+    def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        checkpoint["run_identity"] = self.identity
+        for key in ("hyper_parameters", "datamodule_hyper_parameters"):
+            if key in checkpoint:
+                checkpoint[key] = plain(dict(checkpoint[key]))
+
+
+class LabCLI(LightningCLI):
+    """LightningCLI with the lab's defaults. ``args`` as on the command line (the subcommand first)."""
+
+    def __init__(self, args: list[str], run: bool = True) -> None:
+        self.run_record = RunRecord()
+        super().__init__(
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            # The lab's optimizer is part of the model (model.lr); a second, --optimizer, would run unrecorded.
+            auto_configure_optimizers=False,
+            # Errors raised, not printed with the usage: the entry point prints them as one line. The prog names the
+            # subcommand, which add_arguments_to_parser reads.
+            parser_kwargs={"exit_on_error": False}
+            | {cmd: {"exit_on_error": False, "prog": f"lab2 {cmd}"} for cmd in SUBCOMMANDS},
+            # config.yaml goes into the run's own folder, new or the run it continues: never another run's.
+            save_config_kwargs={"overwrite": True},
+            # A checkpoint's hyper_parameters are then the model's own arguments, as save_hyperparameters() keeps
+            # them: LabMLP.load_from_checkpoint(path) works as in any Lightning project.
+            load_from_checkpoint_support=False,
+            trainer_defaults={
+                "logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"save_dir": "."}},
+                "plugins": [{"class_path": "lab2_lightning.utils.atomic.AtomicCheckpointIO"}],
+                "callbacks": [MemberBoard(), self.run_record],
+            },
+            args=args,
+            run=run,
+        )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--threads",
+            type=PositiveInt | Literal["auto"],
+            default="auto",
+            help="CPU threads; auto: one for a matrix of fewer than 100,000 entries, where more only spin",
+        )
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({"checkpoint.save_last": True, "checkpoint.save_top_k": 0})
+        parser.set_defaults({"data": {"class_path": "lab2_lightning.data.TableDataModule"}})
+        if parser.prog == "lab2 predict":
+            # The model and the normalisation come from the checkpoint; the file to classify has no labels.
+            parser.add_lightning_class_args(PredictionWriter, "prediction")
+            parser.set_defaults({"model": {"class_path": "lab2_lightning.models.LabMLP"}})
+            parser.set_defaults(
+                {"data": {"class_path": "lab2_lightning.data.TableDataModule", "init_args": {"preprocessing": "none"}}}
+            )
+            return
+        for name in DATA_LINKS:
+            parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Parse; then find the checkpoint (``--ckpt_path last``), check that a resume keeps the run's identity, and
+        point the loggers and checkpoints at the run's folder. Before LightningCLI reads the checkpoint's model
+        settings, which would otherwise silently replace those given."""
+        super().parse_arguments(parser, args)
+        command = self.config.subcommand
+        config = self.config[command]
+        self.identity = identity(config)
+        self.run_record.identity = self.identity
+        parent, version, loggers = logger_folder(config)
+        ckpt = config.ckpt_path
+        if ckpt == "last":
+            ckpt = config.ckpt_path = str(newest_last_checkpoint(parent))
+        self.checkpoint_step = (
+            0 if ckpt is None else check_identity(Path(ckpt), self.identity if command != "predict" else None)
+        )
+        if command != "predict":
+            # The run's identity equals the checkpoint's, model settings included. LightningCLI would read them
+            # from the checkpoint again and refuse the sizes linked from the data: the checkpoint is handed to the
+            # Trainer by fit and validate below instead.
+            self.checkpoint, config.ckpt_path = ckpt, None
+        if int(os.environ.get("LOCAL_RANK", 0)) > 0 and RUN_DIR in os.environ:
+            run_dir = Path(os.environ[RUN_DIR])  # a DDP process: rank 0 claimed the folder
+        elif command == "fit" and ckpt is not None and Path(ckpt).parent.name == "checkpoints":
+            run_dir = Path(ckpt).parent.parent  # a resume continues its run, in its own folder
+            if not hold(run_dir):
+                raise LabError(f"--ckpt_path {ckpt}: another process is continuing this run right now")
+        else:
+            name = f"version_{version}" if isinstance(version, int) else version  # as Lightning names it
+            run_dir = claim_new(parent, name)
+        os.environ[RUN_DIR] = str(run_dir)
+        for logger in loggers:
+            number = VERSION.fullmatch(run_dir.name)  # version_N as N: Lightning's bar shows it so
+            version = int(number.group(1)) if number else run_dir.name
+            logger.init_args.save_dir, logger.init_args.name, logger.init_args.version = (
+                str(run_dir.parent),
+                "",
+                version,
+            )
+        config.trainer.default_root_dir = str(run_dir)
+        config.checkpoint.dirpath = str(run_dir / "checkpoints")
+        self.run_dir = run_dir
+
+    def fit(self, model: LightningModule, **kwargs: Any) -> None:
+        """Train; a resume of a run that has reached its end keeps that run's results as they are."""
+        results = self.run_dir / "results.json"
+        if self.checkpoint is not None and 0 <= self.trainer.max_steps <= self.checkpoint_step and results.is_file():
+            print(f"{self.run_dir} finished at step {self.checkpoint_step}; its results are kept: {results}")
+            self.results = json.loads(results.read_text())
+            return
+        self.trainer.fit(model, **(kwargs | {"ckpt_path": self.checkpoint}))
+        if self.trainer.global_step == self.checkpoint_step:
+            raise LabError("nothing was trained: see trainer.max_steps, limit_train_batches and max_time")
+
+    def validate(self, model: LightningModule, **kwargs: Any) -> None:
+        self.trainer.validate(model, **(kwargs | {"ckpt_path": self.checkpoint}))
+
+    def after_instantiate_classes(self) -> None:
+        threads = self.config[self.config.subcommand].threads
+        if threads == "auto":
+            threads = 1 if self.datamodule.train_x.numel() < 100_000 else torch.get_num_threads()
+        torch.set_num_threads(threads)
+
+    def after_fit(self) -> None:
+        """results.json, and the run's headline."""
+        trainer, model = self.trainer, self.model
+        if hasattr(self, "results"):  # a finished run, kept
+            return
+        runs = run_results(trainer, model)
+        if not trainer.is_global_zero:
+            return
+        results = {"model": type(model).__name__, "settings": self.identity, "runs": runs}
+        results["curves"] = {"train": model.history.T.tolist(), "val": getattr(model, "val_history", [])}
+        for callback in trainer.callbacks:
+            if hasattr(callback, "figure"):
+                results["figure"] = callback.figure
+        path = write_json(self.run_dir / "results.json", results)
+        print("\n".join([*headline(results["model"], runs), f"results: {path}"]))
+        self.results = results
+
+    def after_validate(self) -> None:
+        if self.trainer.is_global_zero:
+            print("\n".join(headline(type(self.model).__name__, self.model.member_results())))
+
+    def after_predict(self) -> None:
+        writer = next(c for c in self.trainer.callbacks if isinstance(c, PredictionWriter))
+        if self.trainer.is_global_zero:
+            print(f"{writer.rows} predictions: {writer.output}")
+
+
+def logger_folder(config: Namespace) -> tuple[Path, str | int | None, list[Namespace]]:
+    """Where the run's folder goes (``save_dir/name``), the version asked for, and the loggers to point at it.
+    Runs are written by TensorBoardLogger or CSVLogger (or none); another logger is refused before anything
+    runs, since its files could not be kept with the run."""
+    logger = config.trainer.logger
+    loggers = logger if isinstance(logger, list) else [logger] if isinstance(logger, Namespace) else []
+    for entry in loggers:
+        if entry.class_path.rsplit(".", 1)[-1] not in ("TensorBoardLogger", "CSVLogger"):
+            raise LabError(f"--trainer.logger {entry.class_path}: lab2 keeps runs with TensorBoardLogger or CSVLogger")
+    root = Path(config.trainer.default_root_dir or ".")
+    if not loggers:
+        return root / "lightning_logs", None, []
+    first = loggers[0].init_args
+    return (
+        Path(first.save_dir or root) / (first.name if first.get("name") is not None else "lightning_logs"),
+        first.get("version"),
+        loggers,
+    )
+
+
+def identity(config: Namespace) -> dict[str, Any]:
+    """The settings that decide a run's numbers: seed, precision, model, data (its file by content)."""
+    data = config.data.as_dict()
+    init = data.get("init_args", {})
+    for key in LENGTH_SETTINGS:
+        init.pop(key.rsplit(".", 1)[-1], None)
+    if "path" in init:
+        path = init.pop("path")
+        init["sha256"] = (
+            file_sha256(path if path is not None else packaged_iris()) if path is None or Path(path).is_file() else None
+        )
+    settings = {
+        "seed_everything": config.seed_everything,
+        "precision": config.trainer.precision,
+        "model": config.model.as_dict(),
+        "data": data,
+    }
+    return plain(settings)
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items() for k, v in flatten(item, f"{prefix}{key}.").items()}
+    return {prefix.rstrip("."): value}
+
+
+def check_identity(ckpt: Path, current: dict[str, Any] | None) -> int:
+    """Refuse a checkpoint that is not a lab2 run's, and (``current`` given) a resume that changes a setting that
+    decides the numbers, naming it. Returns the checkpoint's step."""
+    if not ckpt.is_file():
+        raise LabError(f"--ckpt_path {ckpt}: no such file")
     try:
-        with stop_on_signals():
-            return _import_commands().run(args)
-    except Stopped as stop:
-        print(f"error: {stop.message()}", file=sys.stderr)
-        raise SystemExit(stop.exit_status) from stop
+        checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+        saved = checkpoint["run_identity"]
+    except KeyError:
+        raise LabError(f"--ckpt_path {ckpt}: not a checkpoint of a lab2 run (it has no run identity)") from None
+    except Exception as error:
+        raise LabError(f"--ckpt_path {ckpt}: not a checkpoint ({type(error).__name__})") from None
+    old, new = flatten(saved), flatten(current or saved)
+    for key in sorted(old.keys() | new.keys()):
+        if old.get(key) != new.get(key):
+            raise LabError(
+                f"--ckpt_path {ckpt}: {key} is {new.get(key)!r} here but {old.get(key)!r} in the run it continues; a "
+                "resume may change only its length: use that run's settings, or start a new run"
+            )
+    return checkpoint["global_step"]
 
 
-def _import_commands() -> ModuleType:
-    """:mod:`lab2_lightning.commands`, which imports torch and Lightning: seconds (a stop is caught then too).
+def headline(model: str, runs: list[dict[str, Any]], most: int = 10) -> list[str]:
+    """A line per member (the last one summarising the rest beyond ``most``)."""
+    lines = []
+    for run in runs[:most]:
+        if model == "LowRankFactorisation":
+            line = f"seed {run['seed']}, rank {run['rank']}: GD loss {run['gd_loss']:.4f}"
+            if "svd_loss" in run:
+                gap = run["relative_gap"]
+                line += f", SVD optimum {run['svd_loss']:.4f} " + (
+                    "(exact)" if gap is None else f"(gap {100 * gap:+.4f}%)"
+                )
+        elif "train" not in run:
+            line = f"seed {run['seed']}: not measured (the fit stopped inside a Lightning epoch, before its validation)"
+        else:
+            split = "val" if "val" in run else "train"
+            per_class = ", ".join(
+                f"{k} {'n/a' if v is None else f'{v:.3f}'}" for k, v in run[split]["acc_per_class"].items()
+            )
+            name = "validation" if split == "val" else "training"
+            line = f"seed {run['seed']}: {name} accuracy {run[split]['acc']:.3f} ({per_class})"
+        lines.append(line)
+    if len(runs) > most:
+        lines.append(f"... and {len(runs) - most} more (results.json)")
+    return lines
 
-    Those imports make ~400,000 objects that live until the process ends, with next to no garbage (12,000 objects,
-    measured). The collector would walk them over and over while they are made (~1 s here), so it is off meanwhile;
-    afterwards they are moved out of its sight, not walked by every full collection nor by the one at exit (2 s of
-    CPU here). Only the first time: a caller's own garbage is collected first, not frozen with them, and a caller
-    that had turned the collector off keeps it off.
-    """
-    if COMMANDS_MODULE in sys.modules:
-        return sys.modules[COMMANDS_MODULE]
-    enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    try:
-        return importlib.import_module(COMMANDS_MODULE)
-    finally:
-        gc.freeze()
-        if enabled:
-            gc.enable()
+
+class NoAdvertising(logging.Filter):
+    """Drops Lightning's "💡 Tip" advertising, which it logs through the same logger as its useful lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡")
 
 
-def main(args: list[str] | None = None) -> None:
-    """The console script ``lab2``, ``scripts/train.py`` and ``python -m lab2_lightning``: :func:`run`, returning
-    nothing, since a console script passes what its function returns to ``sys.exit`` (a dict would exit 1)."""
-    try:
-        run(args)
-    except SystemExit as exit_:
-        if isinstance(exit_.__cause__, Stopped):
-            # The process ends now, and the default handlers are back: another signal would kill it mid-exit.
-            # (Only here: a notebook that called run() keeps its Ctrl-C.)
-            ignore_signals()
-        raise
+def quiet_lightning() -> None:
+    """Lightning's hints that do not apply to this project, silenced in one place."""
+    for message in (
+        r".*does not have many workers",  # one in-memory full batch: no workers to add
+        r".*smaller than the logging interval",  # epochs of a few steps are the lab's design
+        r".*val_dataloader. but have no .validation_step",  # the factorisation has nothing to validate
+        r"The dirpath has changed from",  # validate and predict write into a folder of their own
+        r"Couldn.t infer the batch indices",  # predictions are numbered by their input lines
+        r"LightningCLI's args parameter is intended",  # run() always hands LightningCLI its arguments
+        r".*isinstance\(treespec, LeafSpec\)` is deprecated",  # Lightning's own use of torch's pytree API
+    ):
+        warnings.filterwarnings("ignore", message=message)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(NoAdvertising())
+
+
+def packaged_config(args: list[str]) -> list[str]:
+    """``--config NAME``, for a config shipped with the package (``lab2 fit --config mlp``), when no file of that
+    name is here."""
+    return [
+        str(config_path(arg))
+        if before in ("-c", "--config") and not Path(arg).exists() and arg.removesuffix(".yaml") in config_names()
+        else arg
+        for before, arg in zip(["", *args], args, strict=False)
+    ]
+
+
+def run(args: list[str]) -> Any:
+    """Run a command; return what it made (a fit's results, a whole lab's, the report's path)."""
+    quiet_lightning()
+    command, rest = (args[0], args[1:]) if args and args[0] in COMMANDS else ("lab", args)
+    if args and command == "lab" and args[0] != "lab" and not args[0].startswith("-"):
+        raise LabError(f"{args[0]!r} is not a command: use one of {', '.join(COMMANDS)} (none: lab)")
+    if command == "report":
+        from lab2_lightning.lab.report import main as report
+
+        return report(rest)
+    if command == "lab":
+        from lab2_lightning.lab.run_lab import main as lab
+
+        return lab(rest)
+    cli = LabCLI([command, *packaged_config(rest)])
+    return getattr(cli, "results", None)

@@ -1,9 +1,8 @@
-"""Rebuild the lab report from saved results, without training: ``python scripts/report.py reports/results.json``
-(the same as ``lab2 report reports/results.json``)."""
+"""``python scripts/report.py reports/results.json``: the lab report again, without training (= ``lab2 report``)."""
 
 import sys
 
-from lab2_lightning.cli import main
+from lab2_lightning.main import main
 
 if __name__ == "__main__":
     main(["report", *sys.argv[1:]])

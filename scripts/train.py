@@ -1,7 +1,6 @@
-"""Run Lab 2: the whole lab with no command, or ``fit``, ``validate``, ``test``, ``predict``, ``lab``, ``report``
-(``lab2 ...`` once installed). ``python scripts/train.py fit --config factorise``; ``--help`` for more."""
+"""``python scripts/train.py [COMMAND] [OPTIONS]``: the same program as ``lab2`` (no command: the whole lab)."""
 
-from lab2_lightning.cli import main
+from lab2_lightning.main import main
 
 if __name__ == "__main__":
     main()

@@ -1,144 +1,210 @@
-"""The whole lab with tiny settings: the report, its figures and results.json, and numbers that agree."""
+"""The whole lab (``lab2``, ``lab2 lab``) and its report: files, numbers, rebuilding the report, and continuing a
+stopped lab in its own folder with the same numbers."""
 
 from __future__ import annotations
 
 import json
-import re
+import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-
-from lab2_lightning.cli import run
-from lab2_lightning.lab.report import main as report_main
-from tests.conftest import read_run
+from conftest import Lab, fit, iris_centred, lab2, numbers, plain_factors, summed_squared_error
 
 FIGURES = ["fig1_pca_vs_gd", "loss_curves", "accuracy_spread", "rank_sweep", "confusion_train", "confusion_val"]
-NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.])")
+LAB = ("--seeds", "2", "--out", "reports")
 
 
-def leaves(node: Any) -> list[Any]:
-    if isinstance(node, dict):
-        return [leaf for value in node.values() for leaf in leaves(value)]
-    if isinstance(node, list):
-        return [leaf for value in node for leaf in leaves(value)]
-    return [node]
-
-
-def table_numbers(markdown: str) -> list[str]:
-    rows = [line for line in markdown.splitlines() if line.startswith("|") and not line.startswith("|---")]
-    return [token for row in rows for token in NUMBER.findall(row)]
-
-
-def in_results(token: str, values: list[Any]) -> bool:
-    digits = len(token.split(".")[1]) if "." in token else 0
-    for value in values:
-        if isinstance(value, bool) or value is None:
-            continue
-        if isinstance(value, (int, float)) and f"{value:.{digits}f}" == token:
-            return True
-        if isinstance(value, str) and token in value:
-            return True
-    return False
-
-
-@pytest.fixture(scope="module")
-def lab_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    root = tmp_path_factory.mktemp("lab")
-    run(
-        ["lab", "--seeds", "2", "--factorise_epochs", "30", "--mlp_epochs", "5", "--out", str(root / "reports"),
-         "--log_dir", str(root / "logs")]
-    )  # fmt: skip
-    return root, json.loads((root / "reports" / "results.json").read_text())
-
-
-def test_report_figures_and_results_exist(lab_run: tuple[Path, dict[str, Any]]) -> None:
-    root, results = lab_run
-    reports = root / "reports"
-    assert (reports / "lab2.md").is_file()
+def test_the_report_files_exist(lab_run: Lab) -> None:
+    """The lab writes lab2.md, results.json and every figure lab2.md names into --out, and marks its folder
+    finished."""
+    markdown = (lab_run.out / "lab2.md").read_text()
+    assert json.loads((lab_run.out / "results.json").read_text()) == lab_run.results
     for stem in FIGURES:
-        assert (reports / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(results["factorisation"]["runs"]) == 2 and len(results["mlp"]["runs"]) == 2
-    assert [r["rank"] for r in results["rank_sweep"]] == [1, 2, 3, 4]
-    assert results["rank_sweep"][-1]["svd_loss"] == 0.0
-    assert results["published"]["gd_loss"] == 15.2817 and results["published"]["svd_loss"] == 15.2288
-    assert results["environment"]["device_type"] == "cpu"
-    assert list((root / "logs" / "lab" / "version_0").iterdir())  # TensorBoard logs of every run and the summary
+        figure = lab_run.out / f"{stem}.png"
+        assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", stem
+        assert f"({stem}.png)" in markdown, stem
+    assert (lab_run.lab_dir / "results.json").is_file()
+    assert (lab_run.lab_dir / "factorise" / "results.json").is_file()
+    assert (lab_run.lab_dir / "mlp" / "results.json").is_file()
 
 
-def test_every_table_number_is_in_results_json(lab_run: tuple[Path, dict[str, Any]]) -> None:
-    root, results = lab_run
-    markdown = (root / "reports" / "lab2.md").read_text()
-    values = leaves(results)
-    tokens = table_numbers(markdown)
-    assert len(tokens) > 60
-    missing = [token for token in tokens if not in_results(token, values)]
-    assert not missing, f"numbers in lab2.md that results.json does not hold: {missing}"
-    # The check can fail: a number that is not in the results is caught.
-    assert not in_results("123.4567", values)
+def test_the_report_shows_the_numbers(lab_run: Lab) -> None:
+    """lab2.md shows the SVD optimum 15.2288, the published values as such, and each seed count."""
+    markdown = (lab_run.out / "lab2.md").read_text()
+    assert "15.2288" in markdown
+    assert "published" in markdown
+    assert "over 2 seeds" in markdown
+    assert "lab2 lab --seeds 2" in markdown
 
 
-def test_report_rebuilds_from_saved_results(lab_run: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
-    root, _ = lab_run
-    rebuilt = report_main([str(root / "reports" / "results.json"), "--out", str(tmp_path)])
-    assert rebuilt.read_text() == (root / "reports" / "lab2.md").read_text()
-    assert all((tmp_path / f"{stem}.png").is_file() for stem in FIGURES)
+def test_the_labs_numbers_are_the_plain_loops(lab_run: Lab) -> None:
+    """Each seed's GD loss in the lab is the plain loop's; the rank sweep covers ranks 1-4 with the exact optimum
+    0 at rank 4; the MLP has the 50 validation rows."""
+    factorisation = lab_run.results["factorisation"]
+    assert factorisation["rank"] == 2
+    assert round(factorisation["svd_loss"], 4) == 15.2288
+    for seed, run in enumerate(factorisation["runs"]):
+        assert run["seed"] == seed
+        assert run["gd_loss"] == summed_squared_error(*plain_factors(seed))
+    sweep = lab_run.results["rank_sweep"]
+    assert [r["rank"] for r in sweep] == [1, 2, 3, 4]
+    assert sweep[1]["gd_loss"] == factorisation["runs"][0]["gd_loss"]
+    assert sweep[3]["svd_loss"] < 1e-9 * float((iris_centred() ** 2).sum())
+    assert sweep[2]["gd_loss"] == summed_squared_error(*plain_factors(0, rank=3))
+    val = lab_run.results["mlp"]["summary"]["val"]
+    assert sum(val["class_counts"].values()) == 50
+    assert val["class_counts"]["Iris-setosa"] == 19
+    assert len(lab_run.results["mlp"]["runs"]) == 2
 
 
-def test_report_from_a_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    bad = tmp_path / "results.json"
-    bad.write_text('{"factorisation": {}}')
-    with pytest.raises(SystemExit) as exit_info:
-        report_main([str(bad)])
-    assert exit_info.value.code == 2
-    assert "results.json: not a lab results file (missing 'published', 'rank_sweep'" in capsys.readouterr().err
+def test_report_rebuilds_lab2_md(lab_run: Lab, tmp_path: Path) -> None:
+    """``lab2 report reports/results.json`` rebuilds the same lab2.md and the figures, without training."""
+    shutil.copy(lab_run.out / "results.json", tmp_path / "results.json")
+    path = lab2("report", "results.json")
+    assert Path(path) == Path("lab2.md")
+    assert (tmp_path / "lab2.md").read_text() == (lab_run.out / "lab2.md").read_text()
+    for stem in FIGURES:
+        assert (tmp_path / f"{stem}.png").is_file(), stem
+    assert not (tmp_path / "lightning_logs").exists()
 
 
-def test_lab_rejects_bad_seeds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        run(["--seeds", "0", "--out", str(tmp_path / "reports"), "--log_dir", str(tmp_path / "logs")])
-    assert exit_info.value.code == 2
-    assert capsys.readouterr().err.strip() == "error: --seeds must be at least 1, got 0"
+def test_report_writes_to_out(lab_run: Lab, tmp_path: Path) -> None:
+    """``lab2 report RESULTS --out FOLDER`` writes the report into that folder."""
+    lab2("report", str(lab_run.out / "results.json"), "--out", "elsewhere")
+    assert (tmp_path / "elsewhere" / "lab2.md").read_text() == (lab_run.out / "lab2.md").read_text()
 
 
-def test_lab_help_names_the_other_commands(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        run(["--help"])
-    assert exit_info.value.code == 0
-    text = " ".join(capsys.readouterr().out.split())
-    assert "--seeds" in text and "how many seeds" in text and "fit --config factorise" in text
-    assert "fit, validate, test, predict" in text and "report" in text
+def test_out_naming_a_file_is_refused_at_once(fails: Callable[..., str], tmp_path: Path) -> None:
+    """``--out`` naming an existing file exits 2 naming --out before anything trains."""
+    (tmp_path / "report.txt").write_text("mine\n")
+    line = fails("--seeds", "2", "--out", "report.txt")
+    assert "--out" in line
+    assert "report.txt" in line
+    assert (tmp_path / "report.txt").read_text() == "mine\n"
+    assert not (tmp_path / "lightning_logs").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [("{ this is not json", ["garbled.json"]), ('{"factorisation": {}}', ["garbled.json", "missing"]), ("[1, 2]", ["garbled.json"])],
+)
+def test_report_refuses_a_garbled_results_file(
+    fails: Callable[..., str], tmp_path: Path, content: str, words: list[str]
+) -> None:
+    """``lab2 report`` of a file that is not a whole lab's results.json exits 2 naming the file; nothing is written."""
+    (tmp_path / "garbled.json").write_text(content)
+    line = fails("report", "garbled.json")
+    for word in words:
+        assert word in line
+    assert not (tmp_path / "lab2.md").exists()
+
+
+def test_report_refuses_results_with_a_wrong_value(fails: Callable[..., str], lab_run: Lab, tmp_path: Path) -> None:
+    """A results.json with every key but a broken value inside exits 2 naming the file, and writes nothing."""
+    results = json.loads((lab_run.out / "results.json").read_text())
+    results["mlp"]["summary"] = {"val": {}}
+    (tmp_path / "broken.json").write_text(json.dumps(results))
+    line = fails("report", "broken.json")
+    assert "broken.json" in line
+    assert not (tmp_path / "lab2.md").exists()
+
+
+def test_report_of_a_missing_file_is_refused(fails: Callable[..., str]) -> None:
+    """``lab2 report`` of a file that does not exist exits 2 naming it."""
+    line = fails("report", "nowhere.json")
+    assert "nowhere.json" in line
+
+
+def _copy_of(lab_run: Lab, folder: Path) -> Path:
+    """A copy of the finished lab's logs in ``folder``; returns the copy's lab folder."""
+    shutil.copytree(lab_run.cwd / "lightning_logs", folder / "lightning_logs")
+    (folder / "lightning_logs/lab/version_0/.lock").unlink(missing_ok=True)
+    return folder / "lightning_logs" / "lab" / "version_0"
+
+
+def _same_numbers(results: dict, expected: dict) -> None:
+    assert numbers(results) == numbers(expected)
+    drop = ("tensorboard",)
+    assert {k: v for k, v in results["settings"].items() if k not in drop} == {
+        k: v for k, v in expected["settings"].items() if k not in drop
+    }
+
+
+def test_a_lab_stopped_after_its_factorisation_continues_with_the_same_numbers(lab_run: Lab, tmp_path: Path) -> None:
+    """A lab stopped after Exercise 1 (its MLP training never started) continues in the same lab folder and reports
+    the uninterrupted lab's numbers."""
+    lab_dir = _copy_of(lab_run, tmp_path)
+    shutil.rmtree(lab_dir / "mlp")
+    (lab_dir / "results.json").unlink()
+    factorise_before = (lab_dir / "factorise" / "results.json").read_bytes()
+    results = lab2(*LAB)
+    _same_numbers(results, lab_run.results)
+    assert sorted(p.name for p in (tmp_path / "lightning_logs" / "lab").iterdir()) == ["version_0"]
+    assert (lab_dir / "factorise" / "results.json").read_bytes() == factorise_before  # kept, not retrained
+    assert (lab_dir / "mlp" / "results.json").is_file()
+    assert json.loads((tmp_path / "reports" / "results.json").read_text()) == results
+
+
+@pytest.mark.xfail(
+    reason="BUG: a lab stopped after its MLP's final checkpoint but before the MLP's results.json cannot continue: "
+    "the resume has no step left and exits 2 with 'nothing was trained', every time the lab is run again",
+    strict=True,
+)
+def test_a_lab_stopped_after_the_mlps_last_checkpoint_continues(lab_run: Lab, tmp_path: Path) -> None:
+    """A lab stopped between the MLP's last checkpoint and its results.json continues and reports the uninterrupted
+    lab's numbers."""
+    lab_dir = _copy_of(lab_run, tmp_path)
+    (lab_dir / "mlp" / "results.json").unlink()
+    (lab_dir / "results.json").unlink()
+    results = lab2(*LAB)
+    _same_numbers(results, lab_run.results)
+
+
+def test_a_lab_stopped_during_its_factorisation_continues_with_the_same_numbers(lab_run: Lab, tmp_path: Path) -> None:
+    """A lab stopped at step 500 of its factorisation continues from that checkpoint and reports the uninterrupted
+    lab's numbers, bit for bit."""
+    lab_dir = _copy_of(lab_run, tmp_path)
+    # The lab's Exercise 1 training (seeds 0, 1 at rank 2; seed 0 at ranks 1, 3, 4) stopped at step 500.
+    fit(
+        "--config", "factorise", "--model.seeds", "[0,1,0,0,0]", "--model.rank", "[2,2,1,3,4]",
+        "--trainer.max_steps", "500", "--trainer.logger", "false",
+    )  # fmt: skip
+    shutil.copy(tmp_path / "lightning_logs/version_0/checkpoints/last.ckpt", lab_dir / "factorise/checkpoints/last.ckpt")
+    (lab_dir / "factorise" / "results.json").unlink()
+    shutil.rmtree(lab_dir / "mlp")
+    (lab_dir / "results.json").unlink()
+    results = lab2(*LAB)
+    assert sorted(p.name for p in (tmp_path / "lightning_logs" / "lab").iterdir()) == ["version_0"]
+    _same_numbers(results, lab_run.results)
+
+
+def test_a_finished_lab_is_not_continued(lab_run: Lab, tmp_path: Path) -> None:
+    """Running the lab again beside a finished one starts a new lab folder (version_1)."""
+    _copy_of(lab_run, tmp_path)
+    results = lab2("--seeds", "1", "--out", "again", "--factorise_steps", "20", "--mlp_steps", "10")
+    assert sorted(p.name for p in (tmp_path / "lightning_logs" / "lab").iterdir()) == ["version_0", "version_1"]
+    assert results["factorisation"]["runs"][0]["steps"] == 20
+    assert (tmp_path / "again" / "lab2.md").is_file()
+
+
+def test_the_lab_command_and_no_command_are_the_same(lab_run: Lab, tmp_path: Path) -> None:
+    """``lab2 lab ...`` is the whole lab, as ``lab2 ...`` is (short runs: the commands, not the numbers)."""
+    results = lab2("lab", "--seeds", "1", "--factorise_steps", "20", "--mlp_steps", "10")
+    assert results["settings"]["seeds"] == 1
+    assert (tmp_path / "reports" / "lab2.md").is_file()
 
 
 @pytest.mark.slow
-def test_default_whole_lab_reproduces_the_labs_numbers(tmp_path: Path) -> None:
-    """The README's main job as it is (10 seeds, 1000 and 100 steps): about 25 s on 2 cores, so marked slow."""
-    results = run(["--out", str(tmp_path / "reports"), "--log_dir", str(tmp_path / "logs"), "--accelerator", "cpu"])
-    fact = results["factorisation"]
-    assert round(fact["svd_loss"], 4) == 15.2288
-    assert all(0 <= run["gd_loss"] - fact["svd_loss"] <= 0.05 for run in fact["runs"])
-    assert [round(r["svd_loss"], 4) for r in results["rank_sweep"]][:3] == [51.3231, 15.2288, 3.5288]
-    for split, rows in (("train", 100), ("val", 50)):
-        assert sum(results["mlp"]["summary"][split]["class_counts"].values()) == rows
-        assert results["mlp"]["summary"][split]["acc"]["mean"] > 0.8
-
-
-def test_report_curves_are_tensorboards_points(lab_run: tuple[Path, dict[str, Any]]) -> None:
-    """One step numbering: TensorBoard, results.json and the report's curves agree point for point, and the last
-    validation point is the final validation loss."""
-    _, results = lab_run
-    lab_dir = Path(results["settings"]["tensorboard"])
-    mlp = results["mlp"]
-    curves = mlp["curves_seed0"]
-    assert curves["train/loss"]["step"] == list(range(1, 6))  # --mlp_epochs 5: every step a point
-    assert curves["val/loss"]["step"][-1] == 5
-    assert curves["val/loss"]["value"][-1] == pytest.approx(mlp["runs"][0]["val"]["loss"], rel=1e-12)
-    for member, curve in (
-        ("mlp/seed_0", curves["train/loss"]),
-        ("factorise/seed_0_rank_2", results["factorisation"]["curves_seed0"]["train/loss"]),  # the rank sweep's too
-    ):
-        run = read_run(lab_dir / member)
-        events = run.Scalars("train/loss")
-        assert [e.step for e in events] == curve["step"]
-        assert [e.value for e in events] == pytest.approx(curve["value"], rel=1e-6)  # TensorBoard keeps float32
-    assert len(results["factorisation"]["curves_seed0"]["train/loss"]["step"]) == 30
+def test_the_full_default_lab(tmp_path: Path) -> None:
+    """The default lab (10 seeds): the SVD optimum is 15.2288 and every seed's GD ends a little above it (a relative
+    gap between 0.0001% and 0.05%)."""
+    results = lab2()
+    factorisation = results["factorisation"]
+    assert round(factorisation["svd_loss"], 4) == 15.2288
+    assert [run["seed"] for run in factorisation["runs"]] == list(range(10))
+    for run in factorisation["runs"]:
+        assert 0.0001 < 100 * run["relative_gap"] < 0.05, run["seed"]
+        assert run["gd_loss"] > run["svd_loss"]
+    assert len(results["mlp"]["runs"]) == 10
+    assert (tmp_path / "reports" / "lab2.md").is_file()

@@ -1,180 +1,124 @@
-"""Exercise 2: the seed contract, Lightning against the lab's loop, accuracies counted by hand, TensorBoard tags."""
+"""Exercise 2: the LightningModule against the lab's plain loop, and its metrics against counts made by hand."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import lightning.pytorch as pl
+import numpy as np
 import pytest
 import torch
-from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+from conftest import MLP_SEEDS, Run, fit, mlp_data, plain_mlp
 
-from lab2_lightning.callbacks import RunSummary
-from lab2_lightning.data.datamodule import IrisDataModule
-from lab2_lightning.models.metrics import MemberConfusion
-from lab2_lightning.models.mlp import LabMLP
-from lab2_lightning.models.reference import sgd_mlp
-from tests.conftest import read_results
-from tests.test_cli import event_tags
+from lab2_lightning.data import TableDataModule
+from lab2_lightning.data.reading import packaged_iris, read_data
+from lab2_lightning.models.reference import mlp_forward
 
+WEIGHTS = ("W1", "W2", "b1", "b2")
 CLASSES = ["Iris-setosa", "Iris-versicolor", "Iris-virginica"]
 
 
-def lab_data(steps_per_batch: int = 1) -> IrisDataModule:
-    return IrisDataModule(
-        preprocessing="lab", stats_rows="all", val_size=50, split_seed=0, steps_per_epoch=10,
-        steps_per_batch=steps_per_batch,
-    )  # fmt: skip
+@pytest.mark.parametrize("member", range(len(MLP_SEEDS)))
+def test_every_seed_equals_the_plain_loop_bitwise(mlp_run: Run, member: int) -> None:
+    """Each member of ``fit --config mlp`` ends with exactly the weights of the lab's sgd_mlp for its seed."""
+    expected = plain_mlp(MLP_SEEDS[member])
+    state = mlp_run.state_dict()
+    for name in WEIGHTS:
+        assert torch.equal(state[f"{name}.{member}"], expected[name]), name
+    assert mlp_run.results["runs"][member]["seed"] == MLP_SEEDS[member]
+    assert mlp_run.results["runs"][member]["steps"] == 100
 
 
-def fit_mlp(
-    seeds: list[int], steps: int = 100, steps_per_batch: int = 1, **hparams: Any
-) -> tuple[LabMLP, IrisDataModule, RunSummary]:
-    data = lab_data(steps_per_batch)
-    model = LabMLP(n_features=4, n_classes=3, class_names=data.class_names, seeds=seeds, **hparams)
-    summary = RunSummary()
-    pl.Trainer(
-        max_steps=steps,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[summary],
-    ).fit(model, datamodule=data)
-    return model, data, summary
+def _by_hand(weights: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> tuple[list, list, list, float]:
+    """Per-class accuracy, class counts, confusion matrix (rows: true class) and accuracy, counted in plain Python."""
+    predicted = mlp_forward(x, weights["W1"], weights["W2"], weights["b1"], weights["b2"]).argmax(dim=1).tolist()
+    truth = y.tolist()
+    confusion = [[0] * 3 for _ in range(3)]
+    for t, p in zip(truth, predicted, strict=True):
+        confusion[t][p] += 1
+    counts = [sum(row) for row in confusion]
+    per_class = [confusion[k][k] / counts[k] for k in range(3)]
+    overall = sum(confusion[k][k] for k in range(3)) / len(truth)
+    return per_class, counts, confusion, overall
 
 
-def test_initialisation_follows_the_seed_contract() -> None:
-    pl.seed_everything(5)
-    model = LabMLP(n_features=4, n_classes=3, hidden=12)
-    torch.manual_seed(5)
-    assert torch.equal(model.W1.data[0], torch.randn(4, 12))
-    assert torch.equal(model.W2.data[0], torch.randn(12, 3))
-    assert model.b1.numel() == model.b2.numel() == 1 and model.b1.item() == model.b2.item() == 0.0
-    per_unit = LabMLP(n_features=4, n_classes=3, hidden=12, bias="per_unit", seeds=[1, 2])
-    assert per_unit.b1.shape == (2, 1, 12) and per_unit.b2.shape == (2, 1, 3)
-    torch.manual_seed(2)
-    assert torch.equal(per_unit.W1.data[1], torch.randn(4, 12))
+@pytest.mark.parametrize("member", range(len(MLP_SEEDS)))
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_accuracies_and_confusion_equal_a_hand_count(mlp_run: Run, member: int, split: str) -> None:
+    """Per-class and overall accuracy, class counts and the torchmetrics confusion matrix in results equal counts made
+    by hand from the oracle weights' predictions."""
+    train_x, train_y, val_x, val_y = mlp_data()
+    x, y = (train_x, train_y) if split == "train" else (val_x, val_y)
+    per_class, counts, confusion, overall = _by_hand(plain_mlp(MLP_SEEDS[member]), x, y)
+    got = mlp_run.results["runs"][member][split]
+    assert got["confusion"] == confusion
+    assert got["class_counts"] == dict(zip(CLASSES, counts, strict=True))
+    assert [got["acc_per_class"][name] for name in CLASSES] == pytest.approx(per_class, rel=1e-6)
+    assert got["acc"] == pytest.approx(overall, rel=1e-6)
 
 
-@pytest.mark.parametrize(
-    ("seeds", "reduction", "exact"),
-    [([0], "sum", True), ([3], "sum", True), ([0], "mean", False), ([0, 3, 5], "sum", False)],
-)
-def test_lightning_matches_the_labs_plain_loop(seeds: list[int], reduction: str, exact: bool) -> None:
-    """One seed: bit for bit. Several members multiply in one batched product: within float32 rounding."""
-    model, data, _ = fit_mlp(seeds, reduction=reduction)
-    for member, seed in enumerate(seeds):
-        torch.manual_seed(seed)
-        weights = sgd_mlp(data.train_x.float(), data.train_y, num_epochs=100, lr=0.01, reduction=reduction)
-        for name, value in weights.items():
-            got = getattr(model, name).data[member].reshape(value.shape)
-            torch.testing.assert_close(got, value, rtol=0, atol=0 if exact else 1e-6)
+@pytest.mark.parametrize("member", range(len(MLP_SEEDS)))
+def test_final_losses_are_the_summed_cross_entropy_of_the_final_weights(mlp_run: Run, member: int) -> None:
+    """Each split's loss in results is the summed cross-entropy of the oracle's final weights on that split."""
+    train_x, train_y, val_x, val_y = mlp_data()
+    weights = plain_mlp(MLP_SEEDS[member])
+    for split, x, y in (("train", train_x, train_y), ("val", val_x, val_y)):
+        logits = mlp_forward(x, weights["W1"], weights["W2"], weights["b1"], weights["b2"])
+        expected = float(torch.nn.functional.cross_entropy(logits, y, reduction="sum"))
+        assert mlp_run.results["runs"][member][split]["loss"] == pytest.approx(expected, rel=1e-5)
 
 
-@pytest.mark.parametrize("steps_per_batch", [10, 4])
-def test_several_steps_per_batch_change_no_number(steps_per_batch: int) -> None:
-    """Batches of 10 steps (and of 2: 4 lowered to divide the epochs of 10): the same weights, bit for bit, and the
-    same validations after the same steps."""
-    grouped, _, grouped_summary = fit_mlp([0, 3], steps_per_batch=steps_per_batch)
-    single, _, single_summary = fit_mlp([0, 3])
-    for name in ("W1", "W2", "b1", "b2"):
-        assert torch.equal(getattr(grouped, name).data, getattr(single, name).data), name
-    assert grouped.history.keys() == single.history.keys()
-    for tag in grouped.history:
-        assert grouped.curve(tag, 1) == single.curve(tag, 1), tag
-    assert grouped.curve("val/acc")["step"] == list(range(10, 101, 10))
-    assert grouped_summary.runs == single_summary.runs
+def test_mean_reduction_equals_the_plain_loop_bitwise(tmp_path: Path) -> None:
+    """``--config mlp_mean`` equals sgd_mlp(..., reduction="mean") bit for bit (the module's sum / rows and
+    cross_entropy's mean round alike here)."""
+    fit("--config", "mlp_mean", "--model.seeds", "[0,1]")
+    state = torch.load(tmp_path / "lightning_logs/version_0/checkpoints/last.ckpt", weights_only=False)["state_dict"]
+    for member, seed in enumerate((0, 1)):
+        expected = plain_mlp(seed, "mean")
+        for name in WEIGHTS:
+            assert torch.equal(state[f"{name}.{member}"], expected[name]), name
+        # and not the sum's weights: the config changed the training
+        assert not torch.equal(state[f"W1.{member}"], plain_mlp(seed)["W1"])
 
 
-def test_batched_seeds_equal_separate_runs() -> None:
-    batched, _, summary = fit_mlp(list(range(10)))
-    for seed in range(10):
-        alone, _, alone_summary = fit_mlp([seed])
-        for name in ("W1", "W2", "b1", "b2"):
-            torch.testing.assert_close(
-                getattr(batched, name).data[seed], getattr(alone, name).data[0], rtol=0, atol=1e-6
-            )
-        for split in ("train", "val"):
-            assert summary.runs[seed][split]["confusion"] == alone_summary.runs[0][split]["confusion"]
+def test_per_unit_bias_has_a_bias_per_unit(tmp_path: Path) -> None:
+    """``--model.bias per_unit`` gives b1 one entry per hidden unit and b2 one per class; scalar gives scalars."""
+    results = fit("--config", "mlp", "--model.bias", "per_unit", "--model.hidden", "5", "--trainer.max_steps", "10")
+    state = torch.load(tmp_path / "lightning_logs/version_0/checkpoints/last.ckpt", weights_only=False)["state_dict"]
+    assert state["b1.0"].shape == (5,)
+    assert state["b2.0"].shape == (3,)
+    assert state["W1.0"].shape == (4, 5)
+    assert results["runs"][0]["bias"] == "per_unit"
+    # the biases were trained (not left at their initial zeros)
+    assert state["b1.0"].abs().sum() > 0
 
 
-def test_accuracies_equal_counts_by_hand_on_the_final_weights() -> None:
-    model, data, summary = fit_mlp([0, 1])
-    with torch.no_grad():
-        for member, results in enumerate(summary.runs):
-            for split, x, y in (("train", data.train_x, data.train_y), ("val", data.val_x, data.val_y)):
-                logits = model(x.float())[member]
-                predicted = logits.argmax(dim=1).tolist()
-                truth = y.tolist()
-                correct = sum(p == t for p, t in zip(predicted, truth, strict=True))
-                assert results[split]["acc"] == pytest.approx(correct / len(truth))
-                for k, name in enumerate(CLASSES):
-                    rows = [p for p, t in zip(predicted, truth, strict=True) if t == k]
-                    assert results[split]["class_counts"][name] == len(rows)
-                    by_hand = sum(p == k for p in rows) / len(rows)
-                    assert results[split]["acc_per_class"][name] == pytest.approx(by_hand)
-                loss = torch.nn.functional.cross_entropy(logits, y, reduction="sum")
-                assert results[split]["loss"] == pytest.approx(float(loss), rel=1e-5)
-            assert results["train"]["rows"] == 100 and results["val"]["rows"] == 50
+def test_scalar_bias_is_a_scalar(mlp_run: Run) -> None:
+    """The lab's choice, ``bias: scalar``: b1 and b2 are single numbers."""
+    state = mlp_run.state_dict()
+    assert state["b1.0"].shape == ()
+    assert state["b2.0"].shape == ()
 
 
-def test_member_confusion_agrees_with_torchmetrics() -> None:
-    generator = torch.Generator().manual_seed(0)
-    logits = torch.randn(4, 60, 3, generator=generator)
-    target = torch.randint(0, 3, (60,), generator=generator)
-    metric = MemberConfusion(4, 3)
-    metric.update(logits[:, :25], target[:25])  # two updates, as two shards would be
-    metric.update(logits[:, 25:], target[25:])
-    computed = metric.compute()
-    for member in range(4):
-        per_class = MulticlassAccuracy(3, average=None)(logits[member], target)
-        overall = MulticlassAccuracy(3, average="micro")(logits[member], target)
-        confusion = MulticlassConfusionMatrix(3)(logits[member], target)
-        torch.testing.assert_close(computed["acc_per_class"][member].float(), per_class)
-        torch.testing.assert_close(computed["acc"][member].float(), overall)
-        assert torch.equal(computed["confusion"][member], confusion)
+def test_the_split_is_the_labs_shuffle() -> None:
+    """The validation rows are the last 50 of np.random.RandomState(0).permutation(150), 19 of them setosa, and the
+    features are (x - mean) / var over all 150 rows."""
+    data = TableDataModule(preprocessing="divide_by_variance", stats_rows="all", val_size=50, split_seed=0)
+    raw = read_data(packaged_iris())
+    x = torch.from_numpy(raw.features)
+    order = np.random.RandomState(0).permutation(150)
+    normalised = (x - x.mean(dim=0)) / x.var(dim=0)
+    assert torch.equal(data.train_x, normalised[order[:100]])
+    assert torch.equal(data.val_x, normalised[order[100:]])
+    labels = np.array(raw.labels)
+    assert [data.class_names[k] for k in data.val_y.tolist()] == list(labels[order[100:]])
+    assert len(data.val_x) == 50
+    assert (labels[order[100:]] == "Iris-setosa").sum() == 19
 
 
-def test_class_absent_from_a_split_has_no_accuracy() -> None:
-    model, _, _ = fit_mlp([0], steps=1)
-    model.final["val"]["rows_per_class"][2] = 0  # as if no virginica were in the validation rows
-    assert model.member_results()[0]["val"]["acc_per_class"]["Iris-virginica"] is None
-
-
-def test_mlp_run_through_main(tmp_path: Path, configs: Path, run_cli: Callable[..., dict[str, Any]]) -> None:
-    run_cli("--config", str(configs / "mlp.yaml"))
-    results = read_results(tmp_path)
-    (run,) = results["runs"]
-    assert results["model"] == "LabMLP" and run["epochs"] == 100 and run["seed"] == results["seed"] == 0
-    assert run["class_names"] == CLASSES
-    assert sum(run["train"]["class_counts"].values()) == 100
+def test_the_fit_reports_the_splits_class_counts(mlp_run: Run) -> None:
+    """results name each split's rows per class: 19 setosa of the 50 validation rows, 100 training rows."""
+    run = mlp_run.results["runs"][0]
+    assert run["val"]["class_counts"]["Iris-setosa"] == 19
     assert sum(run["val"]["class_counts"].values()) == 50
-    assert results["settings"]["model"]["init_args"]["reduction"] == "sum"
-
-    tags = event_tags(tmp_path / "lightning_logs" / "version_0")
-    expected = ["train/loss", "val/loss", "train/acc", "val/acc", "final/val/acc"]
-    expected += [f"{split}/acc_{name}" for split in ("train", "val") for name in CLASSES]
-    assert set(expected) <= set(tags["scalars"])
-    assert {"train/confusion_matrix", "val/confusion_matrix"} <= set(tags["images"])
-
-
-def test_lab_sheet_config_uses_mean_reduction(configs: Path, run_cli: Callable[..., dict[str, Any]]) -> None:
-    (run,) = run_cli("--config", str(configs / "mlp_mean.yaml"), "--trainer.max_steps", "3")["runs"]
-    assert run["reduction"] == "mean" and run["epochs"] == 3 and run["bias"] == "scalar"
-
-
-def test_checkpoints_kept_by_validation_accuracy(tmp_path: Path, run_cli: Callable[..., dict[str, Any]]) -> None:
-    """``--checkpoint.monitor val/acc`` sees the validation accuracy (the mean over the members) and keeps the best."""
-    run_cli("--config", "mlp", "--checkpoint.monitor", "val/acc", "--checkpoint.mode", "max",
-            "--checkpoint.save_top_k", "2", "--checkpoint.every_n_epochs", "1")  # fmt: skip
-    folder = tmp_path / "lightning_logs" / "version_0" / "checkpoints"
-    kept = {path.name for path in folder.iterdir()} - {"last.ckpt"}
-    assert len(kept) == 2, kept
-    states = torch.load(folder / "last.ckpt", weights_only=True)["callbacks"]
-    (state,) = [value for key, value in states.items() if key.startswith("ModelCheckpoint")]
-    assert {Path(path).name for path in state["best_k_models"]} == kept
-    assert all(0 < float(score) <= 1 for score in state["best_k_models"].values())  # accuracies
+    assert sum(run["train"]["class_counts"].values()) == 100
+    assert run["class_names"] == CLASSES

@@ -1,5 +1,7 @@
-"""The data side: reading tables and matrices, synthetic matrices, and the one DataModule of both exercises."""
+"""The data of both exercises, served as full batches: a table or matrix file (Iris by default), or a synthetic
+matrix."""
 
-from lab2_lightning.data.datamodule import IrisDataModule
+from lab2_lightning.data.datamodule import FullBatchDataModule, TableDataModule
+from lab2_lightning.data.synthetic import SyntheticDataModule
 
-__all__ = ["IrisDataModule"]
+__all__ = ["FullBatchDataModule", "SyntheticDataModule", "TableDataModule"]

@@ -1,1 +1,1 @@
-"""The whole lab: the sweep over seeds and ranks, and the report written from its results."""
+"""The whole lab (:mod:`.run_lab`) and its report (:mod:`.report`)."""

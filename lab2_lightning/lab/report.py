@@ -1,35 +1,28 @@
-"""The lab report: ``lab2.md`` and its figures, written from ``results.json`` alone, into a folder of its own.
-
-Every number in the report is read from the results, so ``python scripts/report.py reports/results.json``
-rebuilds the same report without retraining. The folder is replaced as a whole, so it is checked (with the whole
-lab's log folder) before any training, and a results file that is not a lab's is refused in one line.
-"""
+"""The lab report: ``lab2.md`` and its figures, written from ``results.json`` alone, so ``lab2 report
+reports/results.json`` rebuilds the same report without training."""
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
-import errno
+import io
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from jsonargparse import ArgumentParser
 from matplotlib.figure import Figure
 
-from lab2_lightning.callbacks.figures import confusion_figure, pca_vs_gd_figure, set_margins
-from lab2_lightning.lab.figures import accuracy_spread_figure, loss_curves_figure, rank_sweep_figure
-from lab2_lightning.utils.atomic import json_text
-from lab2_lightning.utils.errors import LabError, exit_on_user_error
-from lab2_lightning.utils.folders import (
-    PROBE_PREFIX,
-    probe_swap,
-    recover,
-    replace_folder,
-    swaps_locked,
-    writable_folder,
+from lab2_lightning.errors import LabError
+from lab2_lightning.plots import (
+    accuracy_spread_figure,
+    confusion_figure,
+    loss_curves_figure,
+    pca_vs_gd_figure,
+    rank_sweep_figure,
+    set_margins,
 )
-from lab2_lightning.utils.png import png
+from lab2_lightning.utils.atomic import write_bytes, write_json, write_text
 
 # The lab's reference values (the course's published solutions), labelled as such wherever they appear.
 _GD, _SVD = 15.2817, 15.2288
@@ -41,16 +34,8 @@ PUBLISHED: dict[str, Any] = {
     "val": {"acc_per_class": {"Iris-setosa": 0.9375, "Iris-versicolor": 0.7647, "Iris-virginica": 1.0}, "acc": 0.88},
 }
 
-# The files of a report. The report replaces its folder as a whole, so --out may hold these (a previous report) and
-# nothing else: anything else would be lost with the previous report.
-FIGURES = ("fig1_pca_vs_gd", "loss_curves", "accuracy_spread", "rank_sweep", "confusion_train", "confusion_val")
-REPORT_FILES = frozenset({"lab2.md", "results.json", *(f"{stem}.png" for stem in FIGURES)})
-
 # What the report reads at the top of results.json.
 RESULTS_KEYS = ("published", "factorisation", "rank_sweep", "mlp", "environment", "settings", "wall_time_s", "commands")
-
-# How a full disk is told: the errors where freeing space is the cure.
-NO_SPACE = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
 
 
 def _f(value: float | None, digits: int = 4) -> str:
@@ -70,7 +55,7 @@ def make_figures(results: dict[str, Any]) -> dict[str, Figure]:
         "fig1_pca_vs_gd": pca_vs_gd_figure(
             np.asarray(pca["scores"]), np.asarray(pca["U"]), np.asarray(pca["labels"]), pca["class_names"]
         ),
-        "loss_curves": loss_curves_figure(fact["curves_seed0"]["train/loss"], fact["svd_loss"], mlp["curves_seed0"]),
+        "loss_curves": loss_curves_figure(fact["curve_seed0"], fact["svd_loss"], mlp["curves_seed0"]),
         "accuracy_spread": accuracy_spread_figure(
             {split: s["per_seed"] for split, s in mlp["summary"].items()}, mlp["class_names"]
         ),
@@ -140,7 +125,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         "|---|---|---|---|",
     ]
     lines += [
-        f"| {r['rank']} | {_f(r['gd_loss'])} | {_f(r['svd_loss'])} | {_f(r['gap_to_svd'])} |"
+        f"| {r['rank']} | {_f(r['gd_loss'])} | {_f(r['svd_loss'])} | {_f(r['gd_loss'] - r['svd_loss'])} |"
         for r in results["rank_sweep"]
     ]
     lines += ["", "![rank sweep](rank_sweep.png)", "", "## Exercise 2: the 4-12-3 MLP", ""]
@@ -168,15 +153,15 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
         "## Environment",
         "",
-        "| python | torch | lightning | torchmetrics | accelerator | device | CPU threads | wall time (s) |",
-        "|---|---|---|---|---|---|---|---|",
-        f"| {env['python']} | {env['torch']} | {env['lightning']} | {env['torchmetrics']} | {env['accelerator']} "
+        "| python | torch | lightning | torchmetrics | device | CPU threads | wall time (s) |",
+        "|---|---|---|---|---|---|---|",
+        f"| {env['python']} | {env['torch']} | {env['lightning']} | {env['torchmetrics']} "
         f"| {env['device']} | {env['cpu_threads']} | {results['wall_time_s']:.1f} |",
         "",
         "## Reproduce",
         "",
         "```bash",
-        *results["commands"],
+        *(shlex.join(command) for command in results["commands"]),
         "```",
         "",
         f"TensorBoard: `tensorboard --logdir {results['settings']['tensorboard']}`.",
@@ -186,140 +171,65 @@ def render_markdown(results: dict[str, Any]) -> str:
 
 
 DPI = 110
+# What the report reads at the top of results.json.
+RESULTS_KEYS = ("published", "factorisation", "rank_sweep", "mlp", "environment", "settings", "wall_time_s", "commands")
 
 
-def check_lab_folders(out: Path, log_dir: Path) -> None:
-    """The whole lab's ``--out`` and ``--log_dir``, checked before any training, each in one line: logs inside the
-    report's folder would go with the previous report, and either folder must be one the run can write in."""
-    real_logs = log_dir.resolve()
-    if real_logs == out.resolve() or out.resolve() in real_logs.parents:
-        raise LabError(
-            f"--log_dir {log_dir}: inside --out {out}, which the report replaces as a whole; put the logs elsewhere"
-        )
-    writable_folder(log_dir, "--log_dir")
-    check_report_folder(out)
+def write_report(results: dict[str, Any], out: Path, tensorboard: Path | None = None) -> None:
+    """``results.json``, the PNG figures and ``lab2.md`` (last, so it never names a figure not yet written), each
+    written whole; the figures also to TensorBoard under ``tensorboard``, if given."""
+    markdown = render_markdown(results)  # everything that can fail on bad results fails before a file is touched
+    images = {}
+    for stem, figure in make_figures(results).items():
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=DPI)
+        images[stem] = buffer.getvalue()
+    if out.exists() and not out.is_dir():
+        raise LabError(f"--out {out}: is a file; name a folder for the report")
+    write_json(out / "results.json", results)
+    for stem, image in images.items():
+        write_bytes(out / f"{stem}.png", image)
+    write_text(out / "lab2.md", markdown)
+    if tensorboard is not None:
+        import matplotlib.image
+        from torch.utils.tensorboard import SummaryWriter
 
-
-def check_report_folder(out: Path) -> None:
-    """Refuse, in one line, an ``--out`` the report cannot replace as a whole: not a writable folder (it is created
-    if missing), the working directory or one above it, a folder that holds anything but a previous report's
-    files, or a folder whose parent cannot take the new one. The whole lab calls this before any training; the
-    report calls it again just before writing. A crash of an earlier swap is recovered first (see
-    :func:`~lab2_lightning.utils.folders.recover`)."""
-    real, here = out.resolve(), Path.cwd()
-    if real == here or real in here.parents:
-        raise LabError(
-            f"--out {out}: holds the working directory; the report replaces its folder as a whole, so name a folder "
-            "of its own (e.g. reports)"
-        )
-    try:
-        with swaps_locked(real):  # another lab may be swapping its report in right now
-            recover(real)
-    except OSError as err:
-        raise LabError(f"--out {out}: cannot replace this folder: {err.strerror} in {real.parent}") from None
-    writable_folder(out, "--out")
-    # Not another lab's probe of the same folder, started at the same time: it is gone a moment later.
-    entries = [e for e in out.iterdir() if not (report_file(e) or e.name.startswith(PROBE_PREFIX))]
-    others = sorted(f"{e.name}/" if e.is_dir() else e.name for e in entries)
-    if others:
-        listed = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
-        raise LabError(
-            f"--out {out}: holds files that are not a lab report's ({listed}); the report replaces its folder as a "
-            "whole: name a new or empty folder, or move them"
-        )
-    try:
-        probe_swap(out)
-    except OSError as err:
-        raise LabError(f"--out {out}: cannot replace this folder: {err.strerror} in {real.parent}") from None
-
-
-def report_file(entry: Path) -> bool:
-    return entry.name in REPORT_FILES and entry.is_file() and not entry.is_symlink()
-
-
-def write_report(results: dict[str, Any], out: Path) -> dict[str, bytes]:
-    """Write ``results.json``, the PNG figures and ``lab2.md`` into a new folder and swap it in for ``out`` whole
-    (:func:`~lab2_lightning.utils.folders.replace_folder`), so ``out`` holds the previous report or this one,
-    never a mix.
-
-    Everything that can fail on bad results (the Markdown, drawing the figures) fails before a file is touched. A
-    failure to write (a full disk, ...) is one line, and leaves the previous report as it was. Returns the
-    figures' PNG bytes by file stem, so the caller can also send them to TensorBoard without drawing them again.
-    """
-    markdown = render_markdown(results)
-    # Drawn once, for the report's files and for TensorBoard alike.
-    images = {stem: png(figure, DPI) for stem, figure in make_figures(results).items()}
-    files = {
-        **{f"{stem}.png": image for stem, image in images.items()},
-        "results.json": json_text(results).encode(),
-        "lab2.md": markdown.encode(),
-    }
-    check_report_folder(out)
-    kept = "the previous report is unchanged" if any(out.iterdir()) else "no report was written"
-    try:
-        replace_folder(out, lambda folder: write_files(folder, files))
-    except OSError as err:
-        problem = NO_SPACE.get(err.errno, f"cannot write the report ({err.strerror or err})")
-        raise LabError(f"{out}: {problem}; {kept}") from None
-    return images
-
-
-def write_files(folder: Path, files: dict[str, bytes]) -> None:
-    for name, data in files.items():
-        (folder / name).write_bytes(data)
+        with SummaryWriter(tensorboard) as writer:
+            for stem, image in images.items():
+                writer.add_image(
+                    f"report/{stem}", matplotlib.image.imread(io.BytesIO(image))[..., :3], dataformats="HWC"
+                )
 
 
 def read_results(path: Path) -> dict[str, Any]:
-    """A whole lab's ``results.json``, or a one-line :class:`LabError` that names the file and its problem."""
-    if not path.exists():
-        raise LabError(f"{path}: no such file")
-    if not path.is_file():
-        raise LabError(f"{path}: not a regular file")
+    """A whole lab's ``results.json``, or one line naming the file and its problem."""
     try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as err:
-        raise LabError(f"{path}: cannot be read ({err.strerror})") from None
-    except UnicodeDecodeError:
-        raise LabError(f"{path}: not a lab results file (not UTF-8 text)") from None
-    if not text.strip():
-        raise LabError(f"{path}: the file is empty")
-
-    def no_constant(name: str) -> None:
-        raise LabError(f"{path}: not a lab results file ({name} is not a number the lab writes)")
-
-    try:
-        results = json.loads(text, parse_constant=no_constant)
-    except json.JSONDecodeError as err:
-        raise LabError(
-            f"{path}: not a lab results file (not JSON: {err.msg} at line {err.lineno}, column {err.colno})"
-        ) from None
-    except RecursionError:
-        raise LabError(f"{path}: not a lab results file (nested too deeply)") from None
-    if not isinstance(results, dict):
-        kind = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
-        raise LabError(f"{path}: not a lab results file ({kind.get(type(results), 'null')} in JSON, not an object)")
-    missing = [key for key in RESULTS_KEYS if key not in results]
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:  # JSON or UTF-8
+        raise LabError(f"{path}: not a lab results file ({error})") from None
+    missing = [key for key in RESULTS_KEYS if key not in results] if isinstance(results, dict) else ["an object"]
     if missing:
-        raise LabError(f"{path}: not a lab results file (missing {', '.join(map(repr, missing))})")
+        raise LabError(f"{path}: not a lab results file (missing {', '.join(missing)})")
     return results
 
 
-def main(args: list[str] | None = None) -> Path:
-    """``python scripts/report.py reports/results.json``: rebuild the report from saved results."""
-    parser = argparse.ArgumentParser(
-        description="Rebuild the lab report from a saved results.json (no training).", allow_abbrev=False
+def main(args: list[str]) -> Path:
+    """``lab2 report RESULTS [--out FOLDER]``: the report again, from a whole lab's results.json."""
+    parser = ArgumentParser(
+        prog="lab2 report",
+        exit_on_error=False,
+        description="Rebuild the lab report from a saved results.json (no training).",
     )
-    parser.add_argument("results", type=Path, help="results.json written by the whole-lab run")
-    parser.add_argument("--out", type=Path, help="output directory (default: beside results.json)")
+    parser.add_argument("results", type=Path, help="results.json written by the whole lab")
+    parser.add_argument(
+        "--out", type=Path | None, default=None, help="the report's folder (default: beside results.json)"
+    )
     options = parser.parse_args(args)
-    with exit_on_user_error():
-        results = read_results(options.results)
-        out = options.out or options.results.parent
-        try:
-            write_report(results, out)
-        except KeyError as err:
-            raise LabError(f"{options.results}: not a lab results file (missing {err})") from None
-        except (TypeError, IndexError, AttributeError, ValueError) as err:
-            raise LabError(f"{options.results}: not a lab results file (a value of the wrong kind: {err})") from None
-    print(f"report: {out / 'lab2.md'} ({dt.datetime.now():%Y-%m-%d %H:%M})")
+    results = read_results(options.results)
+    out = options.out or options.results.parent
+    try:
+        write_report(results, out)
+    except (KeyError, TypeError, IndexError, ValueError) as error:
+        raise LabError(f"{options.results}: not a lab results file (a missing or wrong value: {error!r})") from None
+    print(f"report: {out / 'lab2.md'}")
     return out / "lab2.md"

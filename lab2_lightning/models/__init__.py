@@ -1,4 +1,4 @@
-"""The two LightningModules, the plain gradient step they share, the low-rank loss and the lab's own loops."""
+"""The two exercises as LightningModules, each holding one copy of the lab's model per seed."""
 
 from lab2_lightning.models.factorisation import LowRankFactorisation
 from lab2_lightning.models.mlp import LabMLP

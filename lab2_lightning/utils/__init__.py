@@ -1,1 +1,2 @@
-"""What every layer uses: the user's error type and atomic file writes."""
+"""The project's mechanisms: one way to write files (:mod:`.atomic`), one way to claim a run's folder
+(:mod:`.run_folder`)."""

@@ -1,26 +1,25 @@
-"""Reading a numeric CSV (optionally with a header and a label column) into arrays, with one-line errors.
+"""Reading a data file into arrays: a CSV (header and label column optional), a ``.npy`` or a ``.pt`` matrix.
 
-Kept apart from the DataModule because prediction reads new files with the same rules.
+Kept apart from the DataModule because prediction reads new files with the same rules. Every error names the file,
+and for a CSV the line and column, as an editor shows them.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import itertools
 import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
 
-from lab2_lightning.utils.errors import LabError
-
-if TYPE_CHECKING:
-    import torch
+from lab2_lightning.errors import LabError
 
 LabelColumn = int | Literal["auto"] | None
 
@@ -139,8 +138,6 @@ def read_matrix(path: str | Path) -> Table:
         if path.suffix == ".npy":
             array = np.load(path, allow_pickle=False)
         else:
-            import torch
-
             loaded = torch.load(path, map_location="cpu", weights_only=True)
             if not isinstance(loaded, torch.Tensor):
                 raise LabError(f"{path}: holds a {type(loaded).__name__}, not a tensor")
@@ -251,3 +248,12 @@ def align_columns(
     if x.shape[1] != n_expected:
         raise LabError(f"{source}: {x.shape[1]} feature columns, but the model was trained on {n_expected}")
     return x
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes: what "the same data" means to a resume."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

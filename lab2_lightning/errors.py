@@ -1,0 +1,5 @@
+"""The error a user can cause and fix: the entry point prints it as one line and exits with status 2."""
+
+
+class LabError(Exception):
+    """Bad input, named in one line: the option, file, line or setting, and what to do about it."""

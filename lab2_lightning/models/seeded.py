@@ -1,0 +1,121 @@
+"""What both exercises share: the lab's plain gradient step, and one copy of the model per seed, trained together.
+
+The lab asks for each experiment to be repeated over seeds. A module holds one set of parameters per seed (a
+*member*) and returns the sum of the members' losses: the gradient of a sum gives each member exactly its own
+gradient, so ten seeds train in one run with the numbers of ten separate runs, bit for bit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+from lab2_lightning.errors import LabError
+
+
+class PlainGradientStep(torch.optim.Optimizer):
+    """The lab's update ``p -= lr * p.grad``, as the lab writes it. ``torch.optim.SGD`` computes
+    ``p + (-lr) * grad`` in one fused operation, which rounds once less: its weights drift from the lab's loop in the
+    last bits."""
+
+    def __init__(self, params: Any, lr: float) -> None:
+        super().__init__(params, {"lr": lr})
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        with torch.enable_grad():
+            loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param.grad is not None:
+                    param -= group["lr"] * param.grad
+        return loss
+
+
+class SeededModule(pl.LightningModule):
+    """Members, their summed loss, and each step's per-member losses, kept as curves and checked for divergence.
+
+    Subclasses draw each member's parameters from ``torch.Generator().manual_seed(seed)`` (what the lab's
+    ``torch.manual_seed(seed)`` gives) and implement :meth:`member_losses`.
+    """
+
+    loss_name = "loss"  # what the loss is, as TensorBoard and the progress bar show it
+
+    def __init__(self, seeds: list[int] | None) -> None:
+        super().__init__()
+        if seeds is not None and not seeds:
+            raise LabError("model.seeds must name at least one seed, or be null for the run's seed_everything")
+        # null: one member, seeded by the run's seed_everything, as the lab's single run is.
+        self.seeds = list(seeds) if seeds is not None else [torch.initial_seed()]
+        self.history = torch.empty(0, len(self.seeds))  # one row per gradient step: each member's loss
+        self._pending: list[torch.Tensor] = []  # this epoch's rows, still on the device
+        self.final_loss: torch.Tensor | None = None
+
+    def member_names(self) -> list[str]:
+        return [f"seed_{seed}" for seed in self.seeds]
+
+    def member_losses(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Each member's loss on this process's rows: shape (members,)."""
+        raise NotImplementedError
+
+    def lr(self) -> float:
+        return float(self.hparams.lr)
+
+    def configure_optimizers(self) -> PlainGradientStep:
+        return PlainGradientStep(self.parameters(), lr=self.lr())
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        """One plain gradient step on the whole batch. Under DDP each process holds a share of the rows and DDP
+        averages the gradients: multiplying the summed loss by the number of processes keeps the lab's full-batch
+        gradient."""
+        losses = self.member_losses(batch)
+        self._pending.append(losses.detach())
+        trainer = self.trainer
+        if batch_idx + 1 == trainer.num_training_batches or trainer.global_step + 1 == trainer.max_steps:
+            self.collect_losses()  # once per epoch: one trip to the host, not one per step
+        return losses.sum() * trainer.world_size
+
+    def collect_losses(self) -> None:
+        """Move the pending steps' losses (summed over the DDP processes) into :attr:`history`; stop at the first
+        one that is not finite, naming its step and member."""
+        if not self._pending:
+            return
+        pending = torch.stack(self._pending)
+        self._pending = []
+        if self.trainer.world_size > 1:
+            pending = self.trainer.strategy.reduce(pending, reduce_op="sum")
+        pending = pending.cpu().double()
+        bad = (~torch.isfinite(pending)).nonzero()
+        if len(bad):
+            row, member = bad[0].tolist()
+            raise LabError(
+                f"training diverged at step {len(self.history) + row + 1}: {self.member_names()[member]}'s "
+                f"{self.loss_name} is {pending[row, member].item()} with lr {self.lr()}; lower model.lr (or "
+                "normalise the data) and run again"
+            )
+        self.history = torch.cat([self.history, pending])
+
+    @torch.no_grad()
+    def final_losses(self) -> torch.Tensor:
+        """Each member's loss with its final weights, on all training rows (on the host)."""
+        losses = self.member_losses(next(iter(self.trainer.train_dataloader)))
+        if self.trainer.world_size > 1:
+            losses = self.trainer.strategy.reduce(losses, reduce_op="sum")
+        return losses.cpu().double()
+
+    def on_train_end(self) -> None:
+        self.collect_losses()  # a fit stopped inside an epoch (max_time)
+        self.final_loss = self.final_losses()  # every process takes part, under DDP
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """The curves travel with the weights, so a resumed run reports every step from the first."""
+        self.collect_losses()
+        checkpoint["loss_history"] = self.history
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Lightning loads the weights before it converts the module to the Trainer's precision: take the
+        # checkpoint's dtype first, or a float64 run would resume from weights rounded to float32.
+        self.to(next(iter(checkpoint["state_dict"].values())).dtype)
+        self.history = checkpoint["loss_history"]
