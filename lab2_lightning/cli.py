@@ -22,7 +22,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from lab2_lightning.callbacks import MemberBoard, PredictionWriter
+from lab2_lightning.callbacks import EckartYoungComparison, MemberBoard, PredictionWriter
 from lab2_lightning.callbacks.results import run_results
 from lab2_lightning.configs import names as config_names
 from lab2_lightning.configs import path as config_path
@@ -64,6 +64,7 @@ class LabCLI(LightningCLI):
 
     def __init__(self, args: list[str], run: bool = True) -> None:
         self.run_record = RunRecord()
+        self.results: dict[str, Any] | None = None  # set by fit
         super().__init__(
             subclass_mode_model=True,
             subclass_mode_data=True,
@@ -71,15 +72,19 @@ class LabCLI(LightningCLI):
             auto_configure_optimizers=False,
             # Errors raised, not printed with the usage: the entry point prints them as one line. The prog names the
             # subcommand, which add_arguments_to_parser reads.
-            parser_kwargs={"exit_on_error": False}
-            | {cmd: {"exit_on_error": False, "prog": f"lab2 {cmd}"} for cmd in SUBCOMMANDS},
+            parser_kwargs={
+                "exit_on_error": False,
+                **{cmd: {"exit_on_error": False, "prog": f"lab2 {cmd}"} for cmd in SUBCOMMANDS},
+            },
             # config.yaml goes into the run's own folder, new or the run it continues: never another run's.
             save_config_kwargs={"overwrite": True},
             # A checkpoint's hyper_parameters are then the model's own arguments, as save_hyperparameters() keeps
             # them: LabMLP.load_from_checkpoint(path) works as in any Lightning project.
             load_from_checkpoint_support=False,
             trainer_defaults={
-                "logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"save_dir": "."}},
+                # TensorBoard's files are MemberBoard's, a run per member: Lightning's TensorBoardLogger would add an
+                # empty run of its own.
+                "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "."}},
                 "plugins": [{"class_path": "lab2_lightning.utils.atomic.AtomicCheckpointIO"}],
                 "callbacks": [MemberBoard(), self.run_record],
             },
@@ -129,27 +134,41 @@ class LabCLI(LightningCLI):
             # from the checkpoint again and refuse the sizes linked from the data: the checkpoint is handed to the
             # Trainer by fit and validate below instead.
             self.checkpoint, config.ckpt_path = ckpt, None
-        if int(os.environ.get("LOCAL_RANK", 0)) > 0 and RUN_DIR in os.environ:
-            run_dir = Path(os.environ[RUN_DIR])  # a DDP process: rank 0 claimed the folder
-        elif command == "fit" and ckpt is not None and Path(ckpt).parent.name == "checkpoints":
-            run_dir = Path(ckpt).parent.parent  # a resume continues its run, in its own folder
-            if not hold(run_dir):
-                raise LabError(f"--ckpt_path {ckpt}: another process is continuing this run right now")
-        else:
-            name = f"version_{version}" if isinstance(version, int) else version  # as Lightning names it
-            run_dir = claim_new(parent, name)
-        os.environ[RUN_DIR] = str(run_dir)
+        run_dir = self.run_folder(command, ckpt, parent, version)
+        self.new_folder = not (command == "fit" and ckpt is not None)
+        number = VERSION.fullmatch(run_dir.name)  # version_N as N: Lightning's progress bar shows it so
         for logger in loggers:
-            number = VERSION.fullmatch(run_dir.name)  # version_N as N: Lightning's bar shows it so
-            version = int(number.group(1)) if number else run_dir.name
-            logger.init_args.save_dir, logger.init_args.name, logger.init_args.version = (
-                str(run_dir.parent),
-                "",
-                version,
-            )
+            logger.init_args.save_dir, logger.init_args.name = str(run_dir.parent), ""
+            logger.init_args.version = int(number.group(1)) if number else run_dir.name
         config.trainer.default_root_dir = str(run_dir)
         config.checkpoint.dirpath = str(run_dir / "checkpoints")
         self.run_dir = run_dir
+
+    def instantiate_classes(self) -> None:
+        """LightningCLI's, and a new run folder removed again when the data or the model are refused: a run that
+        never started leaves nothing behind."""
+        try:
+            super().instantiate_classes()
+        except BaseException:
+            if self.new_folder and not any(self.run_dir.iterdir()):
+                self.run_dir.rmdir()
+            raise
+
+    @staticmethod
+    def run_folder(command: str, ckpt: str | None, parent: Path, version: str | int | None) -> Path:
+        """A resume's own folder (locked), or a new one claimed under ``parent``: ``version_N``, or the version
+        asked for. Lightning's DDP launcher starts the other processes with the same command: they take the folder
+        the first one claimed."""
+        if int(os.environ.get("LOCAL_RANK", 0)) > 0 and RUN_DIR in os.environ:
+            return Path(os.environ[RUN_DIR])
+        if command == "fit" and ckpt is not None and Path(ckpt).parent.name == "checkpoints":
+            run_dir = Path(ckpt).parent.parent
+            if not hold(run_dir):
+                raise LabError(f"--ckpt_path {ckpt}: another process is continuing this run right now")
+        else:
+            run_dir = claim_new(parent, f"version_{version}" if isinstance(version, int) else version)
+        os.environ[RUN_DIR] = str(run_dir)
+        return run_dir
 
     def fit(self, model: LightningModule, **kwargs: Any) -> None:
         """Train; a resume of a run that has reached its end keeps that run's results as they are."""
@@ -158,8 +177,10 @@ class LabCLI(LightningCLI):
             print(f"{self.run_dir} finished at step {self.checkpoint_step}; its results are kept: {results}")
             self.results = json.loads(results.read_text())
             return
+        # A run stopped after its last checkpoint but before its results has no step left: Lightning skips its
+        # loop, and the results are measured on the checkpoint's weights.
         self.trainer.fit(model, **(kwargs | {"ckpt_path": self.checkpoint}))
-        if self.trainer.global_step == self.checkpoint_step:
+        if self.trainer.global_step == 0:
             raise LabError("nothing was trained: see trainer.max_steps, limit_train_batches and max_time")
 
     def validate(self, model: LightningModule, **kwargs: Any) -> None:
@@ -167,14 +188,15 @@ class LabCLI(LightningCLI):
 
     def after_instantiate_classes(self) -> None:
         threads = self.config[self.config.subcommand].threads
-        if threads == "auto":
-            threads = 1 if self.datamodule.train_x.numel() < 100_000 else torch.get_num_threads()
-        torch.set_num_threads(threads)
+        if threads == "auto" and self.datamodule.train_x.numel() < 100_000:
+            threads = 1  # on so small a matrix a second thread only spins, and slows a busy machine down
+        if threads != "auto":
+            torch.set_num_threads(threads)
 
     def after_fit(self) -> None:
         """results.json, and the run's headline."""
         trainer, model = self.trainer, self.model
-        if hasattr(self, "results"):  # a finished run, kept
+        if self.results is not None:  # a finished run, kept as it was
             return
         runs = run_results(trainer, model)
         if not trainer.is_global_zero:
@@ -182,7 +204,7 @@ class LabCLI(LightningCLI):
         results = {"model": type(model).__name__, "settings": self.identity, "runs": runs}
         results["curves"] = {"train": model.history.T.tolist(), "val": getattr(model, "val_history", [])}
         for callback in trainer.callbacks:
-            if hasattr(callback, "figure"):
+            if isinstance(callback, EckartYoungComparison):  # Figure 1's points
                 results["figure"] = callback.figure
         path = write_json(self.run_dir / "results.json", results)
         print("\n".join([*headline(results["model"], runs), f"results: {path}"]))
@@ -307,6 +329,7 @@ def quiet_lightning() -> None:
         r".*val_dataloader. but have no .validation_step",  # the factorisation has nothing to validate
         r"The dirpath has changed from",  # validate and predict write into a folder of their own
         r"Couldn.t infer the batch indices",  # predictions are numbered by their input lines
+        r"Experiment logs directory .* exists and is not empty",  # a resume: MemberBoard writes every point again
         r"LightningCLI's args parameter is intended",  # run() always hands LightningCLI its arguments
         r".*isinstance\(treespec, LeafSpec\)` is deprecated",  # Lightning's own use of torch's pytree API
     ):

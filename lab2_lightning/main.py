@@ -97,3 +97,9 @@ def main(args: list[str] | None = None) -> Any:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def console() -> None:
+    """The console script ``lab2``: :func:`main`, returning nothing (a console script exits with what its function
+    returns, and a dict would exit with status 1)."""
+    main()

@@ -69,7 +69,7 @@ Curve = dict[str, Sequence[float]]  # {"step": [...], "value": [...]}, one membe
 
 def loss_curves_figure(gd_curve: Curve, svd_loss: float, mlp_curves: dict[str, Curve]) -> Figure:
     """Exercise 1's GD loss above the SVD optimum, and Exercise 2's training and validation loss, per step."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
     left.plot(gd_curve["step"], np.asarray(gd_curve["value"]) - svd_loss, label="GD loss − SVD optimum")
     left.set(
         yscale="log",
@@ -84,10 +84,9 @@ def loss_curves_figure(gd_curve: Curve, svd_loss: float, mlp_curves: dict[str, C
         yscale="log",
         title="Exercise 2 (seed 0): cross-entropy",
         xlabel="step (lab epoch)",
-        ylabel="cross-entropy, summed over the split's rows",
+        ylabel="cross-entropy (sum over the split's rows)",
     )
     right.legend()
-    set_margins(fig, left=0.6, bottom=0.6, wspace=0.12)
     return fig
 
 

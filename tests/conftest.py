@@ -17,8 +17,6 @@ matplotlib.use("Agg")
 import contextlib
 import functools
 import json
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,15 +210,3 @@ def subprocess_env() -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key not in ("LAB2_RUN_DIR", "LOCAL_RANK")}
     env["PYTHONUNBUFFERED"] = "1"
     return env
-
-
-def python_m(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """``python -m lab2_lightning ARGS`` in ``cwd``, to completion."""
-    return subprocess.run(
-        [sys.executable, "-m", "lab2_lightning", *args],
-        cwd=cwd,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )

@@ -27,7 +27,9 @@ def _exit_code(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int | st
         (["report", "--help"], ["--out", "results"]),
     ],
 )
-def test_help_exits_0_and_names_the_options(capsys: pytest.CaptureFixture[str], args: list[str], names: list[str]) -> None:
+def test_help_exits_0_and_names_the_options(
+    capsys: pytest.CaptureFixture[str], args: list[str], names: list[str]
+) -> None:
     """``--help`` of the lab and of each command exits 0 and lists its options."""
     code, out = _exit_code(capsys, *args)
     assert code in (0, None)
@@ -208,3 +210,40 @@ def test_validate_measures_a_checkpoint(capsys: pytest.CaptureFixture[str], mlp_
     out = capsys.readouterr().out
     accuracy = mlp_run.results["runs"][0]["val"]["acc"]
     assert f"seed 0: validation accuracy {accuracy:.3f}" in out
+
+
+def test_a_refused_command_leaves_no_run_folder(fails: Callable[..., str], tmp_path: Path) -> None:
+    """``--model.rank 5`` (refused when the model is built) leaves nothing behind: the next run is version_0."""
+    fails("fit", "--config", "factorise", "--model.rank", "5", *SHORT)
+    fit("--config", "factorise", *SHORT)
+    assert sorted(p.name for p in (tmp_path / "lightning_logs").iterdir()) == ["version_0"]
+
+
+def test_repeated_seeds_are_refused_or_kept_apart(tmp_path: Path) -> None:
+    """A seed given twice is refused (exit 2 naming model.seeds), or each member gets its own TensorBoard run."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    try:
+        fit("--config", "factorise", "--model.seeds", "[0,0]", *SHORT)
+    except SystemExit as exit_info:
+        assert exit_info.code == 2
+        return
+    for folder in (tmp_path / "lightning_logs" / "version_0").iterdir():
+        if folder.is_dir() and folder.name.startswith("seed_"):
+            accumulator = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+            accumulator.Reload()
+            steps = [event.step for event in accumulator.Scalars("summed_squared_error/train")]
+            assert len(steps) == len(set(steps)), folder.name
+
+
+@pytest.mark.parametrize(("threads", "expected"), [("auto", 1), ("2", 2)])
+def test_threads(tmp_path: Path, threads: str, expected: int) -> None:
+    """``--threads auto`` runs Iris on one thread (more would only spin); a number is taken as given."""
+    import torch
+
+    torch.set_num_threads(3)  # neither answer, so the fit must set it
+    try:
+        fit("--config", "factorise", "--threads", threads, *SHORT)
+        assert torch.get_num_threads() == expected
+    finally:
+        torch.set_num_threads(1)  # the oracles' thread count, for the tests after this one

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Callable
@@ -12,8 +13,9 @@ import torch
 from conftest import FACTORISE_SEEDS, Run, fit, iris_centred, plain_factors, summed_squared_error
 from torch import nn
 
+from lab2_lightning.data import SyntheticDataModule
 from lab2_lightning.models import LowRankFactorisation
-from lab2_lightning.models.linalg import auto_lr
+from lab2_lightning.models.linalg import auto_lr, linear_map_residual, pca_scores, principal_angles, svd_optimum
 
 
 @pytest.mark.parametrize("member", range(len(FACTORISE_SEEDS)))
@@ -50,7 +52,9 @@ def test_the_curve_is_the_plain_loops_losses(factorise_run: Run) -> None:
 
 def test_several_ranks_in_one_run_each_equal_a_separate_plain_run(tmp_path: Path) -> None:
     """``--model.rank [1,2,3]`` with one seed trains three members, each bitwise the plain loop at its rank."""
-    results = fit("--config", "factorise", "--model.rank", "[1,2,3]", "--model.seeds", "[0]", "--trainer.max_steps", "300")
+    results = fit(
+        "--config", "factorise", "--model.rank", "[1,2,3]", "--model.seeds", "[0]", "--trainer.max_steps", "300"
+    )
     state = torch.load(tmp_path / "lightning_logs/version_0/checkpoints/last.ckpt", weights_only=False)["state_dict"]
     for member, rank in enumerate((1, 2, 3)):
         U, V = plain_factors(0, rank, steps=300)
@@ -91,7 +95,9 @@ def test_full_rank_has_no_relative_gap(tmp_path: Path) -> None:
     assert run["rank"] == 4
     assert run["svd_loss"] < 1e-9
     assert run["relative_gap"] is None
-    assert json.loads((tmp_path / "lightning_logs/version_0/results.json").read_text())["runs"][0]["relative_gap"] is None
+    assert (
+        json.loads((tmp_path / "lightning_logs/version_0/results.json").read_text())["runs"][0]["relative_gap"] is None
+    )
 
 
 def test_lr_auto_is_the_documented_step_and_trains_as_the_plain_loop(tmp_path: Path) -> None:
@@ -102,11 +108,11 @@ def test_lr_auto_is_the_documented_step_and_trains_as_the_plain_loop(tmp_path: P
     U0, V0 = torch.rand(150, 2).double(), torch.rand(4, 2).double()
     assert lr == auto_lr(U0, V0, iris_centred())
     assert 0 < lr < 0.01
-    U, V = plain_factors(0, 2, steps=200, lr=lr)
+    U, _ = plain_factors(0, 2, steps=200, lr=lr)
     state = torch.load(tmp_path / "lightning_logs/version_0/checkpoints/last.ckpt", weights_only=False)["state_dict"]
     assert torch.equal(state["U.0"], U)
     curve = results["curves"]["train"][0]
-    assert all(later <= earlier for earlier, later in zip(curve, curve[1:], strict=False))
+    assert all(later <= earlier for earlier, later in itertools.pairwise(curve))
 
 
 def test_a_divergent_lr_stops_with_the_step_and_the_lr(fails: Callable[..., str], tmp_path: Path) -> None:
@@ -153,3 +159,40 @@ def test_the_loss_gradient_passes_gradcheck_and_matches_the_closed_form() -> Non
     residual = module.U[0].detach() @ module.V[0].detach().T - A
     assert torch.allclose(module.U[0].grad, 2 * residual @ module.V[0].detach())
     assert torch.allclose(module.V[0].grad, 2 * residual.T @ module.U[0].detach())
+
+
+def test_the_randomized_optimum_agrees_with_the_exact_one() -> None:
+    """On a low-rank-plus-noise matrix (a gap after the rank), the randomized SVD's optimum equals the exact one."""
+    A = SyntheticDataModule(rows=400, cols=60, rank=5, noise=0.01, seed=3).train_x
+    exact, method = svd_optimum(A, 5, "exact")
+    assert method == "exact"
+    randomized, method = svd_optimum(A, 5, "randomized")
+    assert method == "randomized"
+    assert randomized == pytest.approx(exact, rel=1e-6)
+    assert svd_optimum(A, 5, "auto")[1] == "exact"  # 60 columns: small enough for every singular value
+
+
+def test_gd_factors_spanning_the_pca_subspace_give_zero_angles_and_residual() -> None:
+    """U = (PCA scores) M for an invertible M has principal angles 0 and a linear-map residual 0; an unrelated U
+    does not."""
+    A = iris_centred()
+    scores = pca_scores(A, 2)
+    M = torch.tensor([[2.0, 1.0], [-0.5, 3.0]], dtype=torch.float64)
+    U = scores @ M
+    assert principal_angles(U, scores).abs().max() < 1e-6
+    assert linear_map_residual(U, scores) < 1e-10
+    other = torch.rand(150, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert principal_angles(other, scores).max() > 0.1
+    assert linear_map_residual(other, scores) > 0.1
+
+
+def test_the_labs_u_spans_the_pca_subspace(factorise_run: Run) -> None:
+    """After 1000 steps GD's U spans nearly the first two principal axes (the lab's "rotation and scaling"): the
+    results' angles and residual agree with a computation from the checkpoint's U."""
+    U = factorise_run.state_dict()["U.0"]
+    scores = pca_scores(iris_centred(), 2)
+    run = factorise_run.results["runs"][0]
+    assert run["principal_angles_deg"] == pytest.approx(torch.rad2deg(principal_angles(U, scores)).tolist(), abs=1e-9)
+    assert run["map_residual"] == pytest.approx(linear_map_residual(U, scores), rel=1e-9)
+    assert max(run["principal_angles_deg"]) < 1.0
+    assert run["map_residual"] < 0.01

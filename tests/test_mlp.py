@@ -122,3 +122,15 @@ def test_the_fit_reports_the_splits_class_counts(mlp_run: Run) -> None:
     assert sum(run["val"]["class_counts"].values()) == 50
     assert sum(run["train"]["class_counts"].values()) == 100
     assert run["class_names"] == CLASSES
+
+
+def test_the_final_numbers_are_those_of_the_final_weights_mid_epoch(tmp_path: Path) -> None:
+    """``fit --config mlp --trainer.max_steps 15``: the reported losses are those of the weights after step 15."""
+    results = fit("--config", "mlp", "--trainer.max_steps", "15")
+    _, _, val_x, val_y = mlp_data()
+    weights = plain_mlp(0, steps=15)
+    logits = mlp_forward(val_x, weights["W1"], weights["W2"], weights["b1"], weights["b2"])
+    assert results["runs"][0]["steps"] == 15
+    assert results["runs"][0]["val"]["loss"] == pytest.approx(
+        float(torch.nn.functional.cross_entropy(logits, val_y, reduction="sum")), rel=1e-5
+    )

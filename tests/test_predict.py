@@ -27,7 +27,17 @@ def write_csv(path: Path, header: list[str] | None, rows: list[list[str]]) -> Pa
 
 
 def predict(run: Run, data: str, output: str, *extra: str) -> None:
-    lab2("predict", "--ckpt_path", str(run.checkpoint), "--data.path", data, "--prediction.output", output, *extra, *QUIET)
+    lab2(
+        "predict",
+        "--ckpt_path",
+        str(run.checkpoint),
+        "--data.path",
+        data,
+        "--prediction.output",
+        output,
+        *extra,
+        *QUIET,
+    )
 
 
 def read_predictions(path: Path) -> list[dict[str, str]]:
@@ -96,7 +106,9 @@ def test_an_unknown_column_is_named(fails: Callable[..., str], mlp_run: Run, tmp
     assert "petal_wdith" in line
 
 
-def test_a_headerless_file_of_the_wrong_width_is_refused(fails: Callable[..., str], mlp_run: Run, tmp_path: Path) -> None:
+def test_a_headerless_file_of_the_wrong_width_is_refused(
+    fails: Callable[..., str], mlp_run: Run, tmp_path: Path
+) -> None:
     """Without a header columns go by position; three columns for a four-feature model exit 2 saying so."""
     write_csv(tmp_path / "narrow.csv", None, [row[:3] for row in iris_rows()])
     line = fails("predict", "--ckpt_path", str(mlp_run.checkpoint), "--data.path", "narrow.csv", *QUIET)
@@ -116,7 +128,9 @@ def test_the_output_may_not_be_the_input(fails: Callable[..., str], mlp_run: Run
     assert in_order.read_bytes() == before
 
 
-def test_the_output_may_not_be_a_folder(fails: Callable[..., str], mlp_run: Run, in_order: Path, tmp_path: Path) -> None:
+def test_the_output_may_not_be_a_folder(
+    fails: Callable[..., str], mlp_run: Run, in_order: Path, tmp_path: Path
+) -> None:
     """``--prediction.output`` naming an existing folder exits 2 naming it; the folder stays empty."""
     (tmp_path / "out").mkdir()
     line = fails(

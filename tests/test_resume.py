@@ -3,6 +3,7 @@ a refusal of any change to the settings that decide the numbers."""
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from collections.abc import Callable
@@ -39,7 +40,9 @@ def resumed(tmp_path_factory: pytest.TempPathFactory) -> Run:
         shutil.copy(last, folder / "step500.ckpt")
         fit("--config", "factorise", "--model.seeds", SEEDS, "--trainer.max_steps", "700", "--ckpt_path", "last")
         shutil.copy(folder / "step500.ckpt", last)
-        results = fit("--config", "factorise", "--model.seeds", SEEDS, "--trainer.max_steps", "1000", "--ckpt_path", "last")
+        results = fit(
+            "--config", "factorise", "--model.seeds", SEEDS, "--trainer.max_steps", "1000", "--ckpt_path", "last"
+        )
     return Run(results, folder, folder / "lightning_logs" / "version_0")
 
 
@@ -57,7 +60,9 @@ def test_a_resumed_fit_equals_an_uninterrupted_one_bitwise(resumed: Run, factori
 def test_a_resumed_fit_continues_from_its_checkpoint(resumed: Run, factorise_run: Run) -> None:
     """The continuation keeps the stopped run's first 500 curve points exactly and ends at the uninterrupted run's
     losses (to 1e-9; see the bitwise test above for the last bits)."""
-    for resumed_curve, curve in zip(resumed.results["curves"]["train"], factorise_run.results["curves"]["train"], strict=True):
+    for resumed_curve, curve in zip(
+        resumed.results["curves"]["train"], factorise_run.results["curves"]["train"], strict=True
+    ):
         assert len(resumed_curve) == 1000
         assert resumed_curve[:500] == curve[:500]
         assert resumed_curve == pytest.approx(curve, rel=1e-8)
@@ -73,13 +78,6 @@ def test_a_resumed_fit_writes_into_its_own_folder(resumed: Run) -> None:
     written = resumed.written()
     assert written["runs"] == resumed.results["runs"]
     assert written["runs"][0]["steps"] == 1000
-
-
-TB_DUPLICATE = (
-    "BUG: MemberBoard.on_fit_end's add_hparams(run_name='.') writes the final gd_loss under the curve's own tag "
-    "summed_squared_error/train at the last step, into the same TensorBoard run: the last step (and a resumed run's "
-    "stop step) appears twice, with two different values"
-)
 
 
 def test_tensorboard_shows_each_step_once_in_a_run(factorise_run: Run) -> None:
@@ -189,3 +187,11 @@ def test_a_missing_checkpoint_is_refused(fails: Callable[..., str]) -> None:
     """``--ckpt_path`` of a file that does not exist exits 2 naming it."""
     line = fails("fit", "--config", "factorise", "--ckpt_path", "gone.ckpt")
     assert "gone.ckpt" in line
+
+
+def test_metrics_csv_keeps_every_step_after_a_resume(resumed: Run) -> None:
+    """After the resumes, the run's metrics.csv has every logged training step (10, 20, ..., 1000) exactly once."""
+    with (resumed.run_dir / "metrics.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    steps = [int(row["step"]) for row in rows if row.get("seed_0/summed_squared_error/train")]
+    assert steps == list(range(10, 1001, 10))

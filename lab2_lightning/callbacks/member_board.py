@@ -1,5 +1,4 @@
-"""TensorBoard for runs of several seeds: a TensorBoard run per member, so each seed has its curves and its row in
-the HParams table."""
+"""TensorBoard, a run per member: each seed has its curves and its row in the HParams table."""
 
 from __future__ import annotations
 
@@ -8,14 +7,23 @@ from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
 from lab2_lightning.callbacks.results import run_results
 
-# HParams columns, in this order: what tells runs apart first.
-HPARAMS = ("seed", "rank", "lr", "hidden", "bias", "reduction")
+# The HParams table's columns, the settings that tell the lab's runs apart (TensorBoard shows the first few,
+# alphabetically), with a value of each one's type; and its few final metrics. Every run declares all of them, so
+# one table holds both exercises' runs.
+COLUMNS = {"hidden": 0, "lr": 0.0, "rank": 0, "seed": 0}
+METRICS = (
+    "yardsticks/gd_loss",
+    "yardsticks/relative_gap",
+    "yardsticks/svd_optimum",
+    "accuracy/train",
+    "accuracy/val",
+    "cross_entropy/val",
+)
 
 
 class MemberBoard(Callback):
@@ -24,27 +32,30 @@ class MemberBoard(Callback):
     table. With one member the run's own folder is its TensorBoard run; with several, ``seed_S`` folders in it.
 
     A resumed run writes from the step after its checkpoint and tells TensorBoard (``purge_step``) to drop what the
-    stopped run had written from there: every step is shown once. With another logger than TensorBoard, the same
-    points go to it, named ``<member>/<tag>``; without a logger, nowhere.
+    stopped run had written from there: every step is shown once. The event files go into the run's folder
+    (``trainer.log_dir``); the same points also go to Lightning's logger (CSVLogger's metrics.csv by default), named
+    ``<member>/<tag>``. Without a logger, nowhere.
     """
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self.writers: list[SummaryWriter] = []
         self.names = pl_module.member_names()
-        self.curve_done = self.val_done = 0
+        self.curve_done = self.val_done = self.resumed_at = 0
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.curve_done = self.val_done = trainer.global_step  # a resumed run: what its checkpoint holds is written
-        if trainer.is_global_zero and isinstance(trainer.logger, TensorBoardLogger):
-            root = Path(trainer.logger.log_dir)
+        # A resumed run: TensorBoard keeps what the stopped run wrote up to its checkpoint; Lightning's logger starts
+        # its files afresh (CSVLogger's metrics.csv), so it gets every point again.
+        self.resumed_at = trainer.global_step
+        root = Path(trainer.log_dir)  # every DDP process asks: Lightning broadcasts rank 0's answer
+        if trainer.is_global_zero and trainer.logger is not None:
             purge = {"purge_step": trainer.global_step + 1} if trainer.global_step else {}
             self.writers = [SummaryWriter(root / name if len(self.names) > 1 else root, **purge) for name in self.names]
 
     def _write(self, trainer: pl.Trainer, step: int, tag: str, values: list[float]) -> None:
-        if self.writers:
-            for writer, value in zip(self.writers, values, strict=True):
+        if step > self.resumed_at:
+            for writer, value in zip(self.writers, values, strict=False):  # no writers on other DDP processes
                 writer.add_scalar(tag, value, step)
-        elif trainer.logger is not None and trainer.is_global_zero:
+        if self.writers:  # and to Lightning's own logger (metrics.csv for the default CSVLogger), member by member
             trainer.logger.log_metrics({f"{name}/{tag}": v for name, v in zip(self.names, values, strict=True)}, step)
 
     def _write_curves(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -67,7 +78,7 @@ class MemberBoard(Callback):
             self._write_curves(trainer, pl_module)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if pl_module.final_loss is None:  # nothing trained (the fit skipped its loop)
+        if trainer.global_step == 0:  # nothing trained
             return
         self._write_curves(trainer, pl_module)
         runs = run_results(trainer, pl_module)
@@ -76,9 +87,11 @@ class MemberBoard(Callback):
             for tag, value in metrics.items():
                 if tag.startswith("yardsticks/"):  # the others are the last points of curves already written
                     writer.add_scalar(tag, value, trainer.global_step)
-            # The HParams table: a row per member, its settings and the last values of these tags.
-            settings = {key: run[key] for key in HPARAMS if key in run}
-            for summary in hparams(settings, metrics):
+            # The HParams table: its columns, then this member's row (its settings; its metrics are the tags' last
+            # values).
+            columns, _, _ = hparams(COLUMNS, dict.fromkeys(METRICS, 0.0))
+            _, row_start, row_end = hparams({key: run[key] for key in COLUMNS if key in run}, metrics)
+            for summary in (columns, row_start, row_end):
                 writer.file_writer.add_summary(summary)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:

@@ -33,7 +33,7 @@ class EckartYoungComparison(Callback):
         self.svd = svd
         self.results: list[dict[str, Any]] = []
 
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not hasattr(pl_module, "U"):
             raise LabError(f"EckartYoungComparison compares factorisations, not a {type(pl_module).__name__}")
         A = trainer.datamodule.train_x.to(pl_module.device, torch.float64)

@@ -3,6 +3,7 @@ as full batches, since every step of the lab is a plain gradient step on all row
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -134,7 +135,12 @@ class FullBatchDataModule(pl.LightningDataModule):
         return {"x": x[start:stop], "y": y[start:stop], "rows": slice(start, stop), "split_rows": len(x)}
 
     def train_dataloader(self) -> FullBatch:
-        return FullBatch(self.batches["train"], self.steps_per_epoch)
+        """``steps_per_epoch`` steps, lowered to a divisor of ``trainer.max_steps``: the last step then ends an epoch,
+        whose validation measures the final weights."""
+        max_steps = self.trainer.max_steps
+        return FullBatch(
+            self.batches["train"], math.gcd(self.steps_per_epoch, max_steps) if max_steps > 0 else self.steps_per_epoch
+        )
 
     def val_dataloader(self) -> list[FullBatch]:
         """Loader 0 measures the training split, loader 1 the validation split (if any): after each epoch, both are
@@ -158,8 +164,9 @@ class TableDataModule(FullBatchDataModule):
             ``train`` (the textbook's choice: validation rows stay unseen).
         val_size: rows held out for validation (the lab holds out 50 of 150).
         split_seed: seed of the shuffle before the split; 0 gives the lab's ``df.sample(frac=1, random_state=0)``.
-        steps_per_epoch: full-batch gradient steps per Lightning epoch (each of the lab's "epochs" is one step).
-            Validation, checkpoints and the divergence check come once per Lightning epoch.
+        steps_per_epoch: full-batch gradient steps per Lightning epoch (each of the lab's "epochs" is one step),
+            lowered to a divisor of ``trainer.max_steps``. Validation, checkpoints and the divergence check come once
+            per Lightning epoch.
     """
 
     def __init__(

@@ -9,6 +9,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 from jsonargparse import ArgumentParser
 from matplotlib.figure import Figure
@@ -183,6 +184,7 @@ def write_report(results: dict[str, Any], out: Path, tensorboard: Path | None = 
     for stem, figure in make_figures(results).items():
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=DPI)
+        plt.close(figure)
         images[stem] = buffer.getvalue()
     if out.exists() and not out.is_dir():
         raise LabError(f"--out {out}: is a file; name a folder for the report")

@@ -115,7 +115,7 @@ def train(lab_dir: Path, name: str, config: str, accelerator: str, args: list[st
             entry.rmdir() if entry.is_dir() else entry.unlink()
         folder.rmdir()
     logger = {
-        "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+        "class_path": "lightning.pytorch.loggers.CSVLogger",
         "init_args": {"save_dir": str(lab_dir), "name": "", "version": name},
     }
     cli = LabCLI(
@@ -202,14 +202,24 @@ def summarise(factorise: dict[str, Any], mlp: dict[str, Any], seeds: int, iris: 
     }
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else what the platform module knows."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def environment(accelerator: str) -> dict[str, Any]:
+    """Versions and the device, for the report."""
     gpu = accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "lightning": version("lightning"),
         "torchmetrics": version("torchmetrics"),
-        "device": torch.cuda.get_device_name() if gpu else platform.processor() or platform.machine(),
+        "device": torch.cuda.get_device_name() if gpu else cpu_name(),
         "device_type": "cuda" if gpu else "cpu",
         "cpu_threads": torch.get_num_threads(),
     }

@@ -65,6 +65,7 @@ class LowRankFactorisation(SeededModule):
             self.U.append(torch.rand(n_rows, r, generator=draws))
             self.V.append(torch.rand(n_features, r, generator=draws))
         self.auto_lr: float | None = None
+        self.check_members()
 
     def member_names(self) -> list[str]:
         if len(set(self.ranks)) == 1:
@@ -97,7 +98,7 @@ class LowRankFactorisation(SeededModule):
 
     def member_results(self) -> list[dict[str, Any]]:
         """Each member's settings and the loss of its final weights (the lab's summed squared error)."""
-        final = self.final_loss.tolist()
+        final = self.final_losses().tolist()
         return [
             {"seed": seed, "rank": r, "lr": self.lr(), "steps": self.trainer.global_step, "gd_loss": loss}
             for seed, r, loss in zip(self.seeds, self.ranks, final, strict=True)

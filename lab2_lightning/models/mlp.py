@@ -67,6 +67,7 @@ class LabMLP(SeededModule):
         if n_classes < 2:
             raise LabError(f"the MLP needs at least two classes, got {n_classes}: check data.label_column")
         self.class_names = class_names or [str(k) for k in range(n_classes)]
+        self.check_members()
         self.W1, self.W2, self.b1, self.b2 = (nn.ParameterList() for _ in range(4))
         for seed in self.seeds:
             draws = torch.Generator().manual_seed(seed)
@@ -154,11 +155,11 @@ class LabMLP(SeededModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
-        checkpoint["val_history"] = self.val_history
+        checkpoint["val_history"], checkpoint["final"] = self.val_history, self.final
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
-        self.val_history = checkpoint["val_history"]
+        self.val_history, self.final = checkpoint["val_history"], checkpoint["final"]
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         """Class probabilities (members x rows x classes) for raw measurements: the columns put in the training

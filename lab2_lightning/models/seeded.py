@@ -51,10 +51,16 @@ class SeededModule(pl.LightningModule):
         self.seeds = list(seeds) if seeds is not None else [torch.initial_seed()]
         self.history = torch.empty(0, len(self.seeds))  # one row per gradient step: each member's loss
         self._pending: list[torch.Tensor] = []  # this epoch's rows, still on the device
-        self.final_loss: torch.Tensor | None = None
 
     def member_names(self) -> list[str]:
         return [f"seed_{seed}" for seed in self.seeds]
+
+    def check_members(self) -> None:
+        """Each member must be told apart (its TensorBoard run, its row of results): no seed twice."""
+        names = self.member_names()
+        if len(set(names)) < len(names):
+            twice = next(name for name in names if names.count(name) > 1)
+            raise LabError(f"model.seeds: {twice} is asked for twice; each member needs its own seed (and rank)")
 
     def member_losses(self, batch: dict[str, Any]) -> torch.Tensor:
         """Each member's loss on this process's rows: shape (members,)."""
@@ -99,15 +105,15 @@ class SeededModule(pl.LightningModule):
 
     @torch.no_grad()
     def final_losses(self) -> torch.Tensor:
-        """Each member's loss with its final weights, on all training rows (on the host)."""
-        losses = self.member_losses(next(iter(self.trainer.train_dataloader)))
+        """Each member's loss with its current weights on all training rows, on the host. Every DDP process must
+        call it (their shares are summed)."""
+        losses = self.member_losses(next(iter(self.trainer.datamodule.train_dataloader())))
         if self.trainer.world_size > 1:
             losses = self.trainer.strategy.reduce(losses, reduce_op="sum")
         return losses.cpu().double()
 
     def on_train_end(self) -> None:
         self.collect_losses()  # a fit stopped inside an epoch (max_time)
-        self.final_loss = self.final_losses()  # every process takes part, under DDP
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """The curves travel with the weights, so a resumed run reports every step from the first."""
