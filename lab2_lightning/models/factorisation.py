@@ -92,10 +92,6 @@ class LowRankFactorisation(SeededModule):
         super().on_load_checkpoint(checkpoint)
         self.auto_lr = checkpoint["auto_lr"]
 
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[torch.Tensor]:
-        """Each member's reconstruction ``U Vᵀ`` of its rows."""
-        return [U[batch["rows"]] @ V.T for U, V in zip(self.U, self.V, strict=True)]
-
     def member_results(self) -> list[dict[str, Any]]:
         """Each member's settings and the loss of its final weights (the lab's summed squared error)."""
         final = self.final_losses().tolist()

@@ -81,6 +81,8 @@ class SeededModule(pl.LightningModule):
         trainer = self.trainer
         if batch_idx + 1 == trainer.num_training_batches or trainer.global_step + 1 == trainer.max_steps:
             self.collect_losses()  # once per epoch: one trip to the host, not one per step
+            # For the progress bar and checkpoint monitors (the curves are MemberBoard's): the mean over members.
+            self.log(self.loss_name, self.history[-1].mean().item(), prog_bar=True, logger=False)
         return losses.sum() * trainer.world_size
 
     def collect_losses(self) -> None:
