@@ -100,7 +100,9 @@ class LabCLI(LightningCLI):
             help="CPU threads; auto: one for a matrix of fewer than 100,000 entries, where more only spin",
         )
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.set_defaults({"checkpoint.save_last": True, "checkpoint.save_top_k": 0})
+        # last.ckpt after every Lightning epoch, what a resume continues; each run has a folder of its own, so no
+        # versioned names (last-v1.ckpt) are needed.
+        parser.set_defaults({"checkpoint.save_last": True, "checkpoint.enable_version_counter": False})
         parser.set_defaults({"data": {"class_path": "lab2_lightning.data.TableDataModule"}})
         if parser.prog == "lab2 predict":
             # The model and the normalisation come from the checkpoint; the file to classify has no labels.
@@ -296,8 +298,9 @@ def headline(model: str, runs: list[dict[str, Any]], most: int = 10) -> list[str
             line = f"seed {run['seed']}, rank {run['rank']}: GD loss {run['gd_loss']:.4f}"
             if "svd_loss" in run:
                 gap = run["relative_gap"]
+                # GD cannot end below the optimum: a negative gap is rounding, shown as +0.
                 line += f", SVD optimum {run['svd_loss']:.4f} " + (
-                    "(exact)" if gap is None else f"(gap {100 * gap:+.4f}%)"
+                    "(exact)" if gap is None else f"(gap {100 * max(gap, 0.0):+.4f}%)"
                 )
         elif "train" not in run:
             line = f"seed {run['seed']}: not measured (the fit stopped inside a Lightning epoch, before its validation)"

@@ -35,7 +35,7 @@ def _scatter_by_class(
         chosen = labels == k
         ax.scatter(points[chosen, 0], y[chosen], s=size, label=name)
     if legend:
-        ax.legend(fontsize="small", loc="best")
+        ax.legend(fontsize="small")
 
 
 def pca_vs_gd_figure(scores: np.ndarray, U: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> Figure:
@@ -69,7 +69,7 @@ Curve = dict[str, Sequence[float]]  # {"step": [...], "value": [...]}, one membe
 
 def loss_curves_figure(gd_curve: Curve, svd_loss: float, mlp_curves: dict[str, Curve]) -> Figure:
     """Exercise 1's GD loss above the SVD optimum, and Exercise 2's training and validation loss, per step."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     left.plot(gd_curve["step"], np.asarray(gd_curve["value"]) - svd_loss, label="GD loss − SVD optimum")
     left.set(
         yscale="log",
@@ -77,7 +77,7 @@ def loss_curves_figure(gd_curve: Curve, svd_loss: float, mlp_curves: dict[str, C
         xlabel="step (lab epoch)",
         ylabel="summed squared error − optimum",
     )
-    left.legend()
+    left.legend(loc="upper right")  # "best" searches every point: slow
     for key, curve in mlp_curves.items():
         right.plot(curve["step"], curve["value"], "o-" if key.startswith("validation") else "-", ms=3, label=key)
     right.set(
@@ -86,7 +86,8 @@ def loss_curves_figure(gd_curve: Curve, svd_loss: float, mlp_curves: dict[str, C
         xlabel="step (lab epoch)",
         ylabel="cross-entropy (sum over the split's rows)",
     )
-    right.legend()
+    right.legend(loc="upper right")
+    set_margins(fig, left=0.75, bottom=0.6, wspace=0.3)
     return fig
 
 
@@ -111,6 +112,6 @@ def rank_sweep_figure(ranks: Sequence[int], gd_losses: Sequence[float], svd_loss
     ax.plot(ranks, svd_losses, "s--", label="truncated SVD (optimum)")
     ax.set(yscale="symlog", xlabel="rank r", ylabel="summed squared error", title="Rank sweep")
     ax.set_xticks(list(ranks))
-    ax.legend()
+    ax.legend(loc="upper right")
     set_margins(fig, left=0.75, bottom=0.6)
     return fig

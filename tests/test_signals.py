@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Lab, numbers, subprocess_env
+import torch
+from conftest import Lab, numbers, plain_factors, subprocess_env, summed_squared_error
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -99,3 +100,30 @@ def test_sigint_as_soon_as_lab2_starts_ends_with_one_line(tmp_path: Path) -> Non
     assert last_line(stderr).startswith("error: stopped by SIGINT"), stderr[-2000:]
     assert not (tmp_path / "lightning_logs").exists()  # stopped before anything ran
     assert waited < 2.0  # the handler came before the seconds of importing torch
+
+
+def test_a_fit_stopped_mid_training_resumes_from_its_last_epoch_to_the_plain_loops_numbers(tmp_path: Path) -> None:
+    """A long fit writes last.ckpt after every Lightning epoch, not only at its end: SIGTERM after the first one exits
+    143, and ``--ckpt_path last`` continues the same run folder to the plain loop's loss, bit for bit."""
+    process, _, err = start(["fit", "--config", "factorise", "--trainer.max_steps", "1000000"], tmp_path)
+    last = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    try:
+        wait_for(last.is_file, 120, process)
+        time.sleep(0.2)  # stop inside a later epoch
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 143
+    finally:
+        process.kill()
+    assert last_line(err.read_text()).startswith("error: stopped by SIGTERM")
+    stopped_at = int(torch.load(last, weights_only=True)["global_step"])
+    assert stopped_at > 0 and stopped_at % 100 == 0  # the end of a Lightning epoch of 100 steps
+    steps = str(stopped_at + 100)
+    done = subprocess.run(
+        [sys.executable, "-m", "lab2_lightning", "fit", "--config", "factorise", "--ckpt_path", "last",
+         "--trainer.max_steps", steps, "--trainer.enable_progress_bar", "false"],
+        cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "lightning_logs").iterdir()) == ["version_0"]
+    results = json.loads((tmp_path / "lightning_logs" / "version_0" / "results.json").read_text())
+    assert results["runs"][0]["gd_loss"] == summed_squared_error(*plain_factors(0, steps=stopped_at + 100))

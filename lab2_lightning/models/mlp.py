@@ -143,7 +143,8 @@ class LabMLP(SeededModule):
             if self.trainer.sanity_checking:
                 continue
             self.final[split] = runs
-            points[f"{self.loss_name}/{split}"] = [run["loss"] for run in runs]
+            if split == "val":  # the training split's loss is already a curve, at every step (before its update)
+                points[f"{self.loss_name}/val"] = [run["loss"] for run in runs]
             points[f"accuracy/{split}"] = [run["acc"] for run in runs]
             for name in self.class_names:
                 if runs[0]["acc_per_class"][name] is not None:
