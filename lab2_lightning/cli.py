@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -128,6 +131,8 @@ class LabCLI(LightningCLI):
         ckpt = config.ckpt_path
         if ckpt == "last":
             ckpt = config.ckpt_path = str(newest_last_checkpoint(parent))
+        if ckpt is None and command in ("validate", "predict"):
+            raise LabError(f"{command} measures a trained model: give --ckpt_path (last: the newest run's)")
         self.checkpoint_step = (
             0 if ckpt is None else check_identity(Path(ckpt), self.identity if command != "predict" else None)
         )
@@ -146,15 +151,28 @@ class LabCLI(LightningCLI):
         config.checkpoint.dirpath = str(run_dir / "checkpoints")
         self.run_dir = run_dir
 
-    def instantiate_classes(self) -> None:
-        """LightningCLI's, and a new run folder removed again when the data or the model are refused: a run that
-        never started leaves nothing behind."""
+    @contextmanager
+    def removed_if_it_fails(self) -> Iterator[None]:
+        """A new run that fails (refused data or options, a divergence, a stop) before its first checkpoint leaves
+        no folder behind: there is nothing in it to keep or continue."""
         try:
-            super().instantiate_classes()
+            yield
         except BaseException:
-            if self.new_folder and not any(self.run_dir.iterdir()):
-                self.run_dir.rmdir()
+            if self.new_folder and not (self.run_dir / "checkpoints").exists():
+                shutil.rmtree(self.run_dir, ignore_errors=True)
             raise
+
+    def instantiate_classes(self) -> None:
+        with self.removed_if_it_fails():
+            super().instantiate_classes()
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """LightningCLI's; the Trainer's own refusal of its options (accelerator, strategy, devices, ...) is the
+        user's error, told in one line."""
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except (ValueError, TypeError, RuntimeError) as error:
+            raise LabError(f"--trainer: {error}") from None
 
     @staticmethod
     def run_folder(command: str, ckpt: str | None, parent: Path, version: str | int | None) -> Path:
@@ -169,6 +187,7 @@ class LabCLI(LightningCLI):
                 raise LabError(f"--ckpt_path {ckpt}: another process is continuing this run right now")
         else:
             run_dir = claim_new(parent, f"version_{version}" if isinstance(version, int) else version)
+            hold(run_dir)  # a resume of it while it runs is refused
         os.environ[RUN_DIR] = str(run_dir)
         return run_dir
 
@@ -181,12 +200,18 @@ class LabCLI(LightningCLI):
             return
         # A run stopped after its last checkpoint but before its results has no step left: Lightning skips its
         # loop, and the results are measured on the checkpoint's weights.
-        self.trainer.fit(model, **(kwargs | {"ckpt_path": self.checkpoint}))
-        if self.trainer.global_step == 0:
-            raise LabError("nothing was trained: see trainer.max_steps, limit_train_batches and max_time")
+        with self.removed_if_it_fails():
+            self.trainer.fit(model, **(kwargs | {"ckpt_path": self.checkpoint}))
+            if self.trainer.global_step == 0:
+                raise LabError("nothing was trained: see trainer.max_steps, limit_train_batches and max_time")
 
     def validate(self, model: LightningModule, **kwargs: Any) -> None:
-        self.trainer.validate(model, **(kwargs | {"ckpt_path": self.checkpoint}))
+        with self.removed_if_it_fails():
+            self.trainer.validate(model, **(kwargs | {"ckpt_path": self.checkpoint}))
+
+    def predict(self, model: LightningModule, **kwargs: Any) -> None:
+        with self.removed_if_it_fails():
+            self.trainer.predict(model, **kwargs)
 
     def after_instantiate_classes(self) -> None:
         threads = self.config[self.config.subcommand].threads
@@ -235,8 +260,9 @@ def logger_folder(config: Namespace) -> tuple[Path, str | int | None, list[Names
     if not loggers:
         return root / "lightning_logs", None, []
     first = loggers[0].init_args
+    save_dir = root if first.save_dir in (None, ".") else Path(first.save_dir)  # "." is the default: the root's
     return (
-        Path(first.save_dir or root) / (first.name if first.get("name") is not None else "lightning_logs"),
+        save_dir / (first.name if first.get("name") is not None else "lightning_logs"),
         first.get("version"),
         loggers,
     )
@@ -255,7 +281,7 @@ def identity(config: Namespace) -> dict[str, Any]:
         )
     settings = {
         "seed_everything": config.seed_everything,
-        "precision": config.trainer.precision,
+        "precision": config.trainer.precision or "32-true",  # None: Lightning's default
         "model": config.model.as_dict(),
         "data": data,
     }
@@ -333,6 +359,7 @@ def quiet_lightning() -> None:
         r"The dirpath has changed from",  # validate and predict write into a folder of their own
         r"Couldn.t infer the batch indices",  # predictions are numbered by their input lines
         r"Experiment logs directory .* exists and is not empty",  # a resume: MemberBoard writes every point again
+        r"Checkpoint directory .* exists and is not empty",  # a resume writes into its own run's folder
         r"LightningCLI's args parameter is intended",  # run() always hands LightningCLI its arguments
         r".*isinstance\(treespec, LeafSpec\)` is deprecated",  # Lightning's own use of torch's pytree API
     ):

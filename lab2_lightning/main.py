@@ -38,7 +38,13 @@ class Stopped(BaseException):
         self.signum = signum
 
 
+_importing: list[int] | None = None  # while the libraries import: the signals received meanwhile
+
+
 def _stop(signum: int, frame: FrameType | None) -> None:
+    if _importing is not None:  # raised inside an import, it would leave a module half made: raised after it
+        _importing.append(signum)
+        return
     raise Stopped(signum)
 
 
@@ -83,16 +89,22 @@ def import_cli() -> ModuleType:
     live as long as the process, and next to no garbage, which the collector would walk again and again meanwhile
     (a quarter of the import's time here): it is off during the first import, and the survivors are moved out of
     its sight after."""
+    global _importing
     if "lab2_lightning.cli" in sys.modules:
         return sys.modules["lab2_lightning.cli"]
     enabled = gc.isenabled()
     gc.disable()
+    _importing = []
     try:
+        importlib.import_module("lab2_lightning.lab.run_lab")  # and its figures' matplotlib
         return importlib.import_module("lab2_lightning.cli")
     finally:
+        received, _importing = _importing, None
         gc.freeze()
         if enabled:
             gc.enable()
+        if received:
+            raise Stopped(received[0])
 
 
 def main(args: list[str] | None = None) -> Any:

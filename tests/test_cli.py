@@ -247,3 +247,29 @@ def test_threads(tmp_path: Path, threads: str, expected: int) -> None:
         assert torch.get_num_threads() == expected
     finally:
         torch.set_num_threads(1)  # the oracles' thread count, for the tests after this one
+
+
+@pytest.mark.parametrize("command", ["validate", "predict"])
+def test_measuring_without_a_checkpoint_is_refused(fails: Callable[..., str], tmp_path: Path, command: str) -> None:
+    """validate and predict of untrained weights would report numbers of a random start: refused, naming
+    --ckpt_path, before any folder is made."""
+    assert "--ckpt_path" in fails(command, "--config", "mlp")
+    assert not (tmp_path / "lightning_logs").exists() or not any((tmp_path / "lightning_logs").iterdir())
+
+
+def test_a_bad_trainer_option_is_one_line(fails: Callable[..., str], tmp_path: Path) -> None:
+    """The Trainer's own refusal of its options is the user's error: one line naming --trainer, no folder left."""
+    assert "--trainer" in fails("fit", "--config", "mlp", "--trainer.accelerator", "bogus", *QUIET)
+    assert not any((tmp_path / "lightning_logs").iterdir())
+
+
+def test_a_run_that_trains_nothing_is_refused_and_leaves_no_folder(fails: Callable[..., str], tmp_path: Path) -> None:
+    """limit_train_batches 0 trains nothing: one line, and its new folder is removed (nothing in it to keep)."""
+    assert "nothing was trained" in fails("fit", "--config", "mlp", "--trainer.limit_train_batches", "0", *QUIET)
+    assert not any((tmp_path / "lightning_logs").iterdir())
+
+
+def test_default_root_dir_holds_the_runs(tmp_path: Path) -> None:
+    """--trainer.default_root_dir decides where lightning_logs/version_N goes, as in Lightning."""
+    fit("--config", "factorise", "--trainer.default_root_dir", "elsewhere", *SHORT)
+    assert (tmp_path / "elsewhere" / "lightning_logs" / "version_0" / "results.json").is_file()

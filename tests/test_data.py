@@ -248,3 +248,10 @@ def test_reading_random_numeric_csvs_round_trips_their_values(tmp_path: Path, ma
     assert table.features.shape == matrix.shape
     assert np.array_equal(table.features, matrix)
     assert table.lines == list(range(1, len(matrix) + 1))
+
+
+def test_a_header_naming_a_column_twice_is_refused(fails: Callable[..., str], tmp_path: Path) -> None:
+    """A header with a repeated name could never be matched by name at prediction: refused at once, line 1."""
+    (tmp_path / "twice.csv").write_text("a,a,c,d,species\n1,2,3,4,x\n2,3,4,5,y\n3,4,5,6,x\n")
+    line = fails("fit", "--config", "mlp", "--data.path", "twice.csv", "--data.val_size", "0", *QUIET)
+    assert "twice.csv, line 1" in line and "'a'" in line

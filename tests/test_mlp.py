@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import MLP_SEEDS, Run, fit, mlp_data, plain_mlp
+from conftest import MLP_SEEDS, QUIET, Run, fit, mlp_data, plain_mlp
 
 from lab2_lightning.data import TableDataModule
 from lab2_lightning.data.reading import packaged_iris, read_data
@@ -134,3 +135,11 @@ def test_the_final_numbers_are_those_of_the_final_weights_mid_epoch(tmp_path: Pa
     assert results["runs"][0]["val"]["loss"] == pytest.approx(
         float(torch.nn.functional.cross_entropy(logits, val_y, reduction="sum")), rel=1e-5
     )
+
+
+def test_a_divergence_the_last_step_makes_is_refused(fails: Callable[..., str], tmp_path: Path) -> None:
+    """lr 1.0 makes the weights NaN in the last steps: the validation of the final weights is refused in one line
+    naming the divergence and lr, never reported as a loss of 0.0."""
+    line = fails("fit", "--config", "mlp", "--model.lr", "1.0", "--trainer.max_steps", "10", *QUIET)
+    assert "diverged" in line and "lr 1.0" in line
+    assert not (tmp_path / "lightning_logs" / "version_0").exists()

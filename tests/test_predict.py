@@ -146,3 +146,12 @@ def test_predict_needs_a_lab2_checkpoint(fails: Callable[..., str], in_order: Pa
     torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
     line = fails("predict", "--ckpt_path", "foreign.ckpt", "--data.path", in_order.name, *QUIET)
     assert "foreign.ckpt" in line
+
+
+def test_the_output_is_never_the_checkpoint(fails: Callable[..., str], mlp_run: Run, tmp_path: Path) -> None:
+    """--prediction.output naming the checkpoint being read (through another path) is refused; it stays whole."""
+    ckpt = mlp_run.checkpoint
+    before = ckpt.read_bytes()
+    line = fails("predict", "--ckpt_path", str(ckpt), "--prediction.output", str(ckpt.parent / "x" / ".." / ckpt.name))
+    assert "checkpoint" in line
+    assert ckpt.read_bytes() == before

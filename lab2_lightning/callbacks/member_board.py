@@ -46,8 +46,9 @@ class MemberBoard(Callback):
         # A resumed run: TensorBoard keeps what the stopped run wrote up to its checkpoint; Lightning's logger starts
         # its files afresh (CSVLogger's metrics.csv), so it gets every point again.
         self.resumed_at = trainer.global_step
-        root = Path(trainer.log_dir)  # every DDP process asks: Lightning broadcasts rank 0's answer
-        if trainer.is_global_zero and trainer.logger is not None:
+        log_dir = trainer.log_dir  # every DDP process asks: Lightning broadcasts rank 0's answer
+        if trainer.is_global_zero and trainer.logger is not None and log_dir is not None:  # fast_dev_run: none
+            root = Path(log_dir)
             purge = {"purge_step": trainer.global_step + 1} if trainer.global_step else {}
             self.writers = [SummaryWriter(root / name if len(self.names) > 1 else root, **purge) for name in self.names]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,12 @@ class PredictionWriter(BasePredictionWriter):
         self.rows = 0
 
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        source = Path(trainer.datamodule.source)
         if self.output.is_dir():
             raise LabError(f"--prediction.output {self.output}: is a folder; name a file")
-        if self.output.exists() and self.output.resolve() == source.resolve():
-            raise LabError(f"--prediction.output {self.output}: is the input file; name another file")
+        inputs = {"the file to classify": trainer.datamodule.source, "the checkpoint": trainer.ckpt_path}
+        for what, path in inputs.items():
+            if path is not None and os.path.realpath(self.output) == os.path.realpath(path):
+                raise LabError(f"--prediction.output {self.output}: is {what}; name another file")
 
     def write_on_epoch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, predictions: Any, batch_indices: Any

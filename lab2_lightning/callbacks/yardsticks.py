@@ -15,8 +15,9 @@ from lightning.pytorch.callbacks import Callback
 from lab2_lightning.errors import LabError
 from lab2_lightning.models.linalg import linear_map_residual, pca_scores, principal_angles, svd_optimum
 
-# A relative gap is meaningless where the optimum is zero to rounding: the rank reaches the data's own.
-EXACT = 1e-9
+# A relative gap is meaningless where the optimum is zero to rounding (the rank reaches the data's own): below this
+# fraction of ||A||².
+EXACT = 1e-12
 
 
 class EckartYoungComparison(Callback):
@@ -53,12 +54,11 @@ class EckartYoungComparison(Callback):
             )
         first = pl_module.U[0].detach().double()
         self.figure = {"U": first[:, :2].tolist(), "pca": scores[pl_module.ranks[0]][:, :2].tolist()}
+        self.squared_norm = float(A.square().sum())
 
     def member_results(self, runs: list[dict[str, Any]]) -> None:
         """Add the yardsticks to the module's results, member by member."""
         for run, extra in zip(runs, self.results, strict=True):
             gap = run["gd_loss"] - extra["svd_loss"]
-            run.update(
-                extra,
-                relative_gap=gap / extra["svd_loss"] if extra["svd_loss"] > EXACT * max(run["gd_loss"], 1) else None,
-            )
+            exact = extra["svd_loss"] <= EXACT * self.squared_norm  # zero to rounding, on the data's own scale
+            run.update(extra, relative_gap=None if exact else gap / extra["svd_loss"])

@@ -120,6 +120,11 @@ class FullBatchDataModule(pl.LightningDataModule):
     def setup(self, stage: str) -> None:
         """The data in the Trainer's precision, on its device, once: every step then reuses them."""
         dtype = torch.float64 if str(self.trainer.precision).startswith("64") else torch.float32
+        for x in (self.train_x, self.val_x):
+            bad = (~torch.isfinite(x.to(dtype))).nonzero()
+            if len(bad):
+                column = bad[0, 1].item() + 1
+                raise LabError(f"{self.source}: column {column} does not fit in {dtype} once normalised (too large)")
         device = self.trainer.strategy.root_device
         self.batches = {
             split: self._share(x.to(device, dtype), y.to(device))

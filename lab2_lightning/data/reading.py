@@ -185,6 +185,9 @@ def read_table(path: str | Path, label_column: LabelColumn = "auto") -> Table:
         label_at = _label_position(frame, label_column, has_header=True)
         feature_cols = [c for c in range(frame.shape[1]) if c != label_at]
     names = first if has_header else [f"x{c + 1}" for c in range(frame.shape[1])]
+    twice = sorted({name for name in names if names.count(name) > 1}) if has_header else []
+    if twice:
+        raise LabError(f"{path}, line {frame.index[0]}: the header names {', '.join(map(repr, twice))} twice")
     body = frame.iloc[1:] if has_header else frame
     if body.empty:
         raise LabError(f"{path}: the file has a header but no data rows")

@@ -53,6 +53,7 @@ def run_lab(
     out, log_dir = Path(out), Path(log_dir)
     if out.exists() and not out.is_dir():
         raise LabError(f"--out {out}: is a file; name a folder for the report")
+    out.mkdir(parents=True, exist_ok=True)  # a path it cannot be is refused now, not after the training
     settings = {"seeds": seeds, "accelerator": accelerator, "factorise_steps": factorise_steps, "mlp_steps": mlp_steps}
     started = time.perf_counter()
     lab_dir = open_lab(log_dir / "lab", settings, resume)

@@ -90,7 +90,10 @@ class LabMLP(SeededModule):
 
         # [split][member]; a ModuleDict cannot have the key "train" (nn.Module.train exists).
         self.metrics = nn.ModuleList(nn.ModuleList(split_metrics() for _ in self.seeds) for _ in SPLITS)
-        self.split_losses = nn.ModuleList(nn.ModuleList(SumMetric() for _ in self.seeds) for _ in SPLITS)
+        # nan_strategy "disable": a NaN loss stays NaN, for the divergence check, instead of being dropped
+        self.split_losses = nn.ModuleList(
+            nn.ModuleList(SumMetric(nan_strategy="disable") for _ in self.seeds) for _ in SPLITS
+        )
         self.final: dict[str, list[dict[str, Any]]] = {}  # the latest validation's numbers, per split and member
         self.val_history: list[tuple[int, dict[str, list[float]]]] = []  # (step, {tag: per member})
 
@@ -142,6 +145,7 @@ class LabMLP(SeededModule):
                 loss.reset()
             if self.trainer.sanity_checking:
                 continue
+            self.check_finite(torch.tensor([run["loss"] for run in runs]), f"by step {step} ({split} split)")
             self.final[split] = runs
             if split == "val":  # the training split's loss is already a curve, at every step (before its update)
                 points[f"{self.loss_name}/val"] = [run["loss"] for run in runs]
@@ -169,7 +173,12 @@ class LabMLP(SeededModule):
             batch["x"], batch["columns"], self.hparams.feature_names, self.hparams.n_features, batch["source"]
         )
         x = ((x.to(self.input_shift) - self.input_shift) / self.input_scale).to(self.W1[0])
-        return torch.stack([torch.softmax(z, dim=-1) for z in self.logits(x)])
+        probabilities = torch.stack([torch.softmax(z, dim=-1) for z in self.logits(x)])
+        bad = (~torch.isfinite(probabilities)).any(dim=(0, 2)).nonzero().flatten()
+        if len(bad):
+            line = batch["line"][int(bad[0])]
+            raise LabError(f"{batch['source']}, line {line}: a value too large for the model's {x.dtype}")
+        return probabilities
 
     def member_results(self) -> list[dict[str, Any]]:
         """Each member's settings and, per split, the numbers of its final weights."""

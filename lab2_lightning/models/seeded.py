@@ -95,14 +95,8 @@ class SeededModule(pl.LightningModule):
         if self.trainer.world_size > 1:
             pending = self.trainer.strategy.reduce(pending, reduce_op="sum")
         pending = pending.cpu().double()
-        bad = (~torch.isfinite(pending)).nonzero()
-        if len(bad):
-            row, member = bad[0].tolist()
-            raise LabError(
-                f"training diverged at step {len(self.history) + row + 1}: {self.member_names()[member]}'s "
-                f"{self.loss_name} is {pending[row, member].item()} with lr {self.lr()}; lower model.lr (or "
-                "normalise the data) and run again"
-            )
+        for row in (~torch.isfinite(pending)).any(dim=1).nonzero().flatten()[:1].tolist():
+            self.check_finite(pending[row], f"at step {len(self.history) + row + 1}")
         self.history = torch.cat([self.history, pending])
 
     @torch.no_grad()
@@ -112,7 +106,19 @@ class SeededModule(pl.LightningModule):
         losses = self.member_losses(next(iter(self.trainer.datamodule.train_dataloader())))
         if self.trainer.world_size > 1:
             losses = self.trainer.strategy.reduce(losses, reduce_op="sum")
-        return losses.cpu().double()
+        losses = losses.cpu().double()
+        self.check_finite(losses, "after the last step")
+        return losses
+
+    def check_finite(self, losses: torch.Tensor, when: str) -> None:
+        """Stop at the first member whose loss (``losses``: one per member) is not a finite number, naming it."""
+        bad = (~torch.isfinite(losses)).nonzero().flatten()
+        if len(bad):
+            member = int(bad[0])
+            raise LabError(
+                f"training diverged {when}: {self.member_names()[member]}'s {self.loss_name} is "
+                f"{losses[member].item()} with lr {self.lr()}; lower model.lr (or normalise the data) and run again"
+            )
 
     def on_train_end(self) -> None:
         self.collect_losses()  # a fit stopped inside an epoch (max_time)
