@@ -72,8 +72,8 @@ def run_lab(
             *(["--trainer.max_steps", str(mlp_steps)] if mlp_steps else []),
         ],
     }  # fmt: skip
-    config = {"factorise": "factorise", "mlp": "mlp"}
-    done = {name: train(lab_dir, name, config[name], accelerator, args) for name, args in trainings.items()}
+    # Each training is named after its packaged config.
+    done = {name: train(lab_dir, name, name, accelerator, args) for name, args in trainings.items()}
     results = summarise(done["factorise"], done["mlp"], seeds, iris)
     results["environment"] = environment(accelerator)
     results["wall_time_s"] = time.perf_counter() - started
