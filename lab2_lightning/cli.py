@@ -274,11 +274,10 @@ def identity(config: Namespace) -> dict[str, Any]:
     init = data.get("init_args", {})
     for key in LENGTH_SETTINGS:
         init.pop(key.rsplit(".", 1)[-1], None)
-    if "path" in init:
+    if "path" in init:  # the file by its content: the same bytes moved elsewhere are the same data
         path = init.pop("path")
-        init["sha256"] = (
-            file_sha256(path if path is not None else packaged_iris()) if path is None or Path(path).is_file() else None
-        )
+        source = packaged_iris() if path is None else Path(path)
+        init["sha256"] = file_sha256(source) if source.is_file() else None  # a missing file: the DataModule says so
     settings = {
         "seed_everything": config.seed_everything,
         "precision": config.trainer.precision or "32-true",  # None: Lightning's default

@@ -120,16 +120,14 @@ class FullBatchDataModule(pl.LightningDataModule):
     def setup(self, stage: str) -> None:
         """The data in the Trainer's precision, on its device, once: every step then reuses them."""
         dtype = torch.float64 if str(self.trainer.precision).startswith("64") else torch.float32
-        for x in (self.train_x, self.val_x):
-            bad = (~torch.isfinite(x.to(dtype))).nonzero()
+        splits = {"train": (self.train_x.to(dtype), self.train_y), "val": (self.val_x.to(dtype), self.val_y)}
+        for x, _ in splits.values():
+            bad = (~torch.isfinite(x)).nonzero()
             if len(bad):
                 column = bad[0, 1].item() + 1
                 raise LabError(f"{self.source}: column {column} does not fit in {dtype} once normalised (too large)")
         device = self.trainer.strategy.root_device
-        self.batches = {
-            split: self._share(x.to(device, dtype), y.to(device))
-            for split, x, y in (("train", self.train_x, self.train_y), ("val", self.val_x, self.val_y))
-        }
+        self.batches = {split: self._share(x.to(device), y.to(device)) for split, (x, y) in splits.items()}
 
     def _share(self, x: torch.Tensor, y: torch.Tensor) -> Batch:
         """This process's contiguous share of a split's rows (all of them on one device)."""

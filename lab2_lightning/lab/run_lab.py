@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import platform
+import shutil
 import statistics
 import sys
 import time
@@ -111,10 +112,8 @@ def train(lab_dir: Path, name: str, config: str, accelerator: str, args: list[st
     if (folder / "results.json").is_file():
         return json.loads((folder / "results.json").read_text())
     last = folder / "checkpoints" / "last.ckpt"
-    if not last.is_file() and folder.exists():  # stopped before its first checkpoint: nothing to keep
-        for entry in sorted(folder.rglob("*"), reverse=True):
-            entry.rmdir() if entry.is_dir() else entry.unlink()
-        folder.rmdir()
+    if not last.is_file() and folder.exists():  # killed before its first checkpoint: nothing to keep
+        shutil.rmtree(folder)
     logger = {
         "class_path": "lightning.pytorch.loggers.CSVLogger",
         "init_args": {"save_dir": str(lab_dir), "name": "", "version": name},
