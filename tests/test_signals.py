@@ -43,6 +43,22 @@ def wait_for(condition: object, timeout: float, process: subprocess.Popen[bytes]
         time.sleep(0.001)
 
 
+def signal_when(
+    process: subprocess.Popen[bytes], condition: object, signum: int, timeout: float, delay: float = 0.0
+) -> tuple[int, float]:
+    """Send ``signum`` once ``condition()`` holds (and ``delay`` seconds more): the exit status, and the seconds from
+    this call to the signal. The process is killed whatever happens."""
+    started = time.monotonic()
+    try:
+        wait_for(condition, timeout, process)
+        time.sleep(delay)
+        sent = time.monotonic() - started
+        process.send_signal(signum)
+        return process.wait(timeout=60), sent
+    finally:
+        process.kill()
+
+
 def handles_sigterm(pid: int) -> bool:
     """Whether the process has installed a SIGTERM handler (Linux: the SigCgt mask in /proc/PID/status), which
     lab2's entry point does at once, before importing torch."""
@@ -60,12 +76,7 @@ def test_sigterm_stops_a_lab_that_then_continues_with_the_same_numbers(tmp_path:
     reports the uninterrupted lab's numbers."""
     process, _, err = start(LAB, tmp_path)
     checkpoint = tmp_path / "lightning_logs/lab/version_0/factorise/checkpoints/last.ckpt"
-    try:
-        wait_for(checkpoint.is_file, timeout=180, process=process)
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 143
-    finally:
-        process.kill()
+    assert signal_when(process, checkpoint.is_file, signal.SIGTERM, timeout=180)[0] == 143
     stderr = err.read_text()
     assert "Traceback" not in stderr
     assert last_line(stderr).startswith("error: stopped by SIGTERM"), last_line(stderr)
@@ -87,14 +98,8 @@ def test_sigint_as_soon_as_lab2_starts_ends_with_one_line(tmp_path: Path) -> Non
     """Ctrl-C as soon as lab2's entry point runs (within the first tens of milliseconds, while torch is still being
     imported): status 130, one ``error: stopped by SIGINT`` line, no traceback."""
     process, _, err = start(["fit", "--config", "mlp"], tmp_path)
-    started = time.monotonic()
-    try:
-        wait_for(lambda: handles_sigterm(process.pid), timeout=30, process=process)
-        waited = time.monotonic() - started
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=60) == 130
-    finally:
-        process.kill()
+    status, waited = signal_when(process, lambda: handles_sigterm(process.pid), signal.SIGINT, timeout=30)
+    assert status == 130
     stderr = err.read_text()
     assert "Traceback" not in stderr
     assert last_line(stderr).startswith("error: stopped by SIGINT"), stderr[-2000:]
@@ -107,13 +112,7 @@ def test_a_fit_stopped_mid_training_resumes_from_its_last_epoch_to_the_plain_loo
     143, and ``--ckpt_path last`` continues the same run folder to the plain loop's loss, bit for bit."""
     process, _, err = start(["fit", "--config", "factorise", "--trainer.max_steps", "1000000"], tmp_path)
     last = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
-    try:
-        wait_for(last.is_file, 120, process)
-        time.sleep(0.2)  # stop inside a later epoch
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(60) == 143
-    finally:
-        process.kill()
+    assert signal_when(process, last.is_file, signal.SIGTERM, timeout=120, delay=0.2)[0] == 143  # a later epoch
     assert last_line(err.read_text()).startswith("error: stopped by SIGTERM")
     stopped_at = int(torch.load(last, weights_only=True)["global_step"])
     assert stopped_at > 0 and stopped_at % 100 == 0  # the end of a Lightning epoch of 100 steps
