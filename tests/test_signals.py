@@ -126,3 +126,16 @@ def test_a_fit_stopped_mid_training_resumes_from_its_last_epoch_to_the_plain_loo
     assert sorted(p.name for p in (tmp_path / "lightning_logs").iterdir()) == ["version_0"]
     results = json.loads((tmp_path / "lightning_logs" / "version_0" / "results.json").read_text())
     assert results["runs"][0]["gd_loss"] == summed_squared_error(*plain_factors(0, steps=stopped_at + 100))
+
+
+def test_a_signal_during_the_libraries_import_is_raised_after_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Raised inside an import, the stop would leave a module half made (later tracebacks, or a lost signal): while
+    the libraries import, the handler only records it; outside that window it stops at once."""
+    from lab2_lightning import main
+
+    monkeypatch.setattr(main, "_importing", [])
+    main._stop(signal.SIGTERM, None)
+    assert main._importing == [signal.SIGTERM]
+    monkeypatch.setattr(main, "_importing", None)
+    with pytest.raises(main.Stopped):
+        main._stop(signal.SIGTERM, None)
