@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from jsonargparse import Namespace
+from jsonargparse import Namespace, dict_to_namespace
 from jsonargparse.typing import PositiveInt
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from lab2_lightning.callbacks import EckartYoungComparison, MemberBoard, PredictionWriter
+from lab2_lightning.callbacks import MemberBoard, PredictionWriter, Yardsticks
 from lab2_lightning.callbacks.results import run_results
 from lab2_lightning.configs import names as config_names
 from lab2_lightning.configs import path as config_path
@@ -37,7 +37,7 @@ from lab2_lightning.utils.run_folder import VERSION, claim_new, hold, newest_las
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 COMMANDS = (*SUBCOMMANDS, "lab", "report")
 # The data sizes the models take from the DataModule (a link the chosen model does not take is skipped).
-DATA_LINKS = ("n_rows", "n_features", "n_classes", "class_names", "feature_names")
+DATA_LINKS = ("n_rows", "n_features", "data_rms", "n_classes", "class_names", "feature_names")
 # Settings that change a run's length, not its numbers: a resume may change them.
 LENGTH_SETTINGS = ("data.init_args.steps_per_epoch",)
 RUN_DIR = "LAB2_RUN_DIR"  # the run's folder, for the processes Lightning's DDP launcher starts
@@ -133,14 +133,21 @@ class LabCLI(LightningCLI):
             ckpt = config.ckpt_path = str(newest_last_checkpoint(parent))
         if ckpt is None and command in ("validate", "predict"):
             raise LabError(f"{command} measures a trained model: give --ckpt_path (last: the newest run's)")
-        self.checkpoint_step = (
-            0 if ckpt is None else check_identity(Path(ckpt), self.identity if command != "predict" else None)
-        )
-        if command != "predict":
-            # The run's identity equals the checkpoint's, model settings included. LightningCLI would read them
-            # from the checkpoint again and refuse the sizes linked from the data: the checkpoint is handed to the
-            # Trainer by fit and validate below instead.
-            self.checkpoint, config.ckpt_path = ckpt, None
+        self.checkpoint_step, saved, hyper_parameters = (0, None, None) if ckpt is None else read_identity(Path(ckpt))
+        if saved is not None and command != "predict":
+            check_identity(ckpt, saved, self.identity, "a resume may change only its length")
+        elif saved is not None:
+            # The model is the checkpoint's. A factorisation fills in the matrix it was trained on: the same data.
+            config.model = dict_to_namespace(
+                {"class_path": saved["model"]["class_path"], "init_args": hyper_parameters}
+            )
+            if saved["model"]["class_path"].endswith(".LowRankFactorisation"):
+                reason = "a factorisation fills in the matrix it was trained on"
+                check_identity(ckpt, {"data": saved["data"]}, {"data": self.identity["data"]}, reason)
+        # The run's identity equals the checkpoint's, model settings included: the checkpoint is handed to the
+        # Trainer by fit, validate and predict below. LightningCLI would read the model settings from the checkpoint
+        # again, and refuse the sizes linked from the data.
+        self.checkpoint, config.ckpt_path = ckpt, None
         run_dir = self.run_folder(command, ckpt, parent, version)
         self.new_folder = not (command == "fit" and ckpt is not None)
         number = VERSION.fullmatch(run_dir.name)  # version_N as N: Lightning's progress bar shows it so
@@ -211,11 +218,11 @@ class LabCLI(LightningCLI):
 
     def predict(self, model: LightningModule, **kwargs: Any) -> None:
         with self.removed_if_it_fails():
-            self.trainer.predict(model, **kwargs)
+            self.trainer.predict(model, **(kwargs | {"ckpt_path": self.checkpoint}))
 
     def after_instantiate_classes(self) -> None:
         threads = self.config[self.config.subcommand].threads
-        if threads == "auto" and self.datamodule.train_x.numel() < 100_000:
+        if threads == "auto" and self.datamodule.n_entries < 100_000:
             threads = 1  # on so small a matrix a second thread only spins, and slows a busy machine down
         if threads != "auto":
             torch.set_num_threads(threads)
@@ -231,7 +238,7 @@ class LabCLI(LightningCLI):
         results = {"model": type(model).__name__, "settings": self.identity, "runs": runs}
         results["curves"] = {"train": model.history.T.tolist(), "val": getattr(model, "val_history", [])}
         for callback in trainer.callbacks:
-            if isinstance(callback, EckartYoungComparison):  # Figure 1's points
+            if isinstance(callback, Yardsticks) and callback.figure is not None:  # Figure 1's points
                 results["figure"] = callback.figure
         path = write_json(self.run_dir / "results.json", results)
         print("\n".join([*headline(results["model"], runs), f"results: {path}"]))
@@ -293,26 +300,29 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): value}
 
 
-def check_identity(ckpt: Path, current: dict[str, Any] | None) -> int:
-    """Refuse a checkpoint that is not a lab2 run's, and (``current`` given) a resume that changes a setting that
-    decides the numbers, naming it. Returns the checkpoint's step."""
+def read_identity(ckpt: Path) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    """A lab2 checkpoint's step, run identity and model arguments; a ``LabError`` for any other file."""
     if not ckpt.is_file():
         raise LabError(f"--ckpt_path {ckpt}: no such file")
     try:
         checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
-        saved = checkpoint["run_identity"]
+        return checkpoint["global_step"], checkpoint["run_identity"], checkpoint["hyper_parameters"]
     except KeyError:
         raise LabError(f"--ckpt_path {ckpt}: not a checkpoint of a lab2 run (it has no run identity)") from None
     except Exception as error:
         raise LabError(f"--ckpt_path {ckpt}: not a checkpoint ({type(error).__name__})") from None
-    old, new = flatten(saved), flatten(current or saved)
+
+
+def check_identity(ckpt: str, saved: dict[str, Any], current: dict[str, Any], rule: str) -> None:
+    """Refuse to continue (or fill in) a run with a setting that decides its numbers changed, naming it and the
+    ``rule`` it breaks."""
+    old, new = flatten(saved), flatten(current)
     for key in sorted(old.keys() | new.keys()):
         if old.get(key) != new.get(key):
             raise LabError(
-                f"--ckpt_path {ckpt}: {key} is {new.get(key)!r} here but {old.get(key)!r} in the run it continues; a "
-                "resume may change only its length: use that run's settings, or start a new run"
+                f"--ckpt_path {ckpt}: {key} is {new.get(key)!r} here but {old.get(key)!r} in the run it continues; "
+                f"{rule}: use that run's settings, or start a new run"
             )
-    return checkpoint["global_step"]
 
 
 def headline(model: str, runs: list[dict[str, Any]], most: int = 10) -> list[str]:
@@ -321,6 +331,10 @@ def headline(model: str, runs: list[dict[str, Any]], most: int = 10) -> list[str
     for run in runs[:most]:
         if model == "LowRankFactorisation":
             line = f"seed {run['seed']}, rank {run['rank']}: GD loss {run['gd_loss']:.4f}"
+            if "hidden_rmse" in run:
+                line += f", RMSE on the hidden entries {run['hidden_rmse']:.4f}"
+            if "hard_impute_rmse" in run:
+                line += f" (column means {run['column_mean_rmse']:.4f}, iterative SVD {run['hard_impute_rmse']:.4f})"
             if "svd_loss" in run:
                 gap = run["relative_gap"]
                 # GD cannot end below the optimum: a negative gap is rounding, shown as +0.

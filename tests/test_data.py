@@ -247,7 +247,7 @@ def test_reading_random_numeric_csvs_round_trips_their_values(tmp_path: Path, ma
     table = read_data(path, label_column=None)
     assert table.features.shape == matrix.shape
     assert np.array_equal(table.features, matrix)
-    assert table.lines == list(range(1, len(matrix) + 1))
+    assert table.lines.tolist() == list(range(1, len(matrix) + 1))
 
 
 def test_a_header_naming_a_column_twice_is_refused(fails: Callable[..., str], tmp_path: Path) -> None:

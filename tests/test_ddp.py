@@ -1,5 +1,5 @@
-"""Two processes (Lightning's DDP on CPU) give the one-process numbers: each holds half the rows, and the summed
-gradient is the lab's full-batch one."""
+"""Two processes (Lightning's DDP on CPU) give the one-process numbers: each holds half the rows (or half the
+entries of a sparse matrix), and the summed gradient is the lab's full-batch one."""
 
 from __future__ import annotations
 
@@ -11,22 +11,26 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import plain_factors, subprocess_env, summed_squared_error
+from conftest import QUIET, fit, plain_factors, subprocess_env, summed_squared_error, working_directory
 
 TIMEOUT = 75  # a quiet 2-core machine takes about 22 s, most of it starting the two processes
-COMMAND = [
-    "fit", "--config", "factorise", "--model.seeds", "[0,1]", "--trainer.max_steps", "200", "--trainer.devices", "2",
-    "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false",
+COMMAND = ["fit", "--config", "factorise", "--model.seeds", "[0,1]", "--trainer.max_steps", "200"]
+
+
+SPARSE = [
+    "fit", "--config", "complete", "--data", "lab2_lightning.data.SyntheticDataModule", "--data.rows", "300",
+    "--data.cols", "40", "--data.rank", "3", "--data.entries", "3000", "--data.holdout", "0.1",
+    "--data.steps_per_epoch", "50", "--model.rank", "3", "--model.lr", "auto", "--model.seeds", "[0,1]",
+    "--trainer.max_steps", "200",
 ]  # fmt: skip
+DDP = ["--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu", *QUIET]
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="DDP on CPU with gloo, as tested on Linux")
-def test_ddp_on_two_cpu_processes_equals_one_process(tmp_path: Path) -> None:
-    """``--trainer.devices 2 --trainer.strategy ddp`` ends at the one-device losses (to 1e-9), and the second process
-    writes into the first one's run folder, not a folder of its own."""
+def run_ddp(cwd: Path, command: list[str]) -> dict:
+    """``lab2 COMMAND`` on two processes in a fresh interpreter; its results.json."""
     # A session of its own, so that a hang ends with both processes (the launcher starts the second one).
     process = subprocess.Popen(
-        [sys.executable, "-m", "lab2_lightning", *COMMAND], cwd=tmp_path, env=subprocess_env(),
+        [sys.executable, "-m", "lab2_lightning", *command], cwd=cwd, env=subprocess_env(),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
     try:
@@ -36,11 +40,30 @@ def test_ddp_on_two_cpu_processes_equals_one_process(tmp_path: Path) -> None:
         output, _ = process.communicate()
         pytest.fail(f"DDP did not finish in {TIMEOUT} s:\n{output[-3000:]}")
     assert process.returncode == 0, output[-3000:]
-    assert sorted(p.name for p in (tmp_path / "lightning_logs").iterdir()) == ["version_0"]
-    results = json.loads((tmp_path / "lightning_logs/version_0/results.json").read_text())
+    assert sorted(p.name for p in (cwd / "lightning_logs").iterdir()) == ["version_0"]
+    return json.loads((cwd / "lightning_logs/version_0/results.json").read_text())
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="DDP on CPU with gloo, as tested on Linux")
+def test_ddp_on_two_cpu_processes_equals_one_process(tmp_path: Path) -> None:
+    """``--trainer.devices 2 --trainer.strategy ddp`` ends at the one-device losses (to 1e-9), and the second process
+    writes into the first one's run folder, not a folder of its own."""
+    results = run_ddp(tmp_path, [*COMMAND, *DDP])
     for member, seed in enumerate((0, 1)):
         run = results["runs"][member]
         assert (run["seed"], run["steps"]) == (seed, 200)
         expected = summed_squared_error(*plain_factors(seed, steps=200))
         assert run["gd_loss"] == pytest.approx(expected, rel=0, abs=1e-9)
         assert len(results["curves"]["train"][member]) == 200
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="DDP on CPU with gloo, as tested on Linux")
+def test_ddp_shares_a_sparse_matrix_entries_with_the_numbers_of_one_process(tmp_path: Path) -> None:
+    """A completion of triples on two processes, each with half the entries (and of the hidden ones) and all of U
+    and V: the losses, hidden-entry RMSE and yardsticks of one process, to rounding."""
+    two = run_ddp(tmp_path, [*SPARSE, *DDP])
+    with working_directory(tmp_path / "one"):
+        one = fit(*SPARSE[1:])
+    for a, b in zip(two["runs"], one["runs"], strict=True):
+        for key in ("gd_loss", "hidden_rmse", "lr", "column_mean_rmse", "hard_impute_rmse"):
+            assert a[key] == pytest.approx(b[key], rel=1e-9), key

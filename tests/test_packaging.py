@@ -24,7 +24,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 SHARED_IRIS = Path("/work/shared/data/iris.data")
-CONFIGS = ["factorise", "large", "mlp", "mlp_mean"]
+CONFIGS = ["complete", "factorise", "large", "mlp", "mlp_mean"]
 
 
 def test_the_configs_ship_with_the_package() -> None:

@@ -2,6 +2,6 @@
 
 from lab2_lightning.callbacks.member_board import MemberBoard
 from lab2_lightning.callbacks.prediction_writer import PredictionWriter
-from lab2_lightning.callbacks.yardsticks import EckartYoungComparison
+from lab2_lightning.callbacks.yardsticks import Yardsticks
 
-__all__ = ["EckartYoungComparison", "MemberBoard", "PredictionWriter"]
+__all__ = ["MemberBoard", "PredictionWriter", "Yardsticks"]

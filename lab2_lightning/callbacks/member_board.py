@@ -20,6 +20,9 @@ METRICS = (
     "yardsticks/gd_loss",
     "yardsticks/relative_gap",
     "yardsticks/svd_optimum",
+    "rmse/hidden",
+    "yardsticks/column_mean_rmse",
+    "yardsticks/hard_impute_rmse",
     "accuracy/train",
     "accuracy/val",
     "cross_entropy/val",
@@ -110,6 +113,11 @@ def final_metrics(loss_name: str, run: dict[str, Any]) -> dict[str, float]:
             metrics["yardsticks/svd_optimum"] = run["svd_loss"]
             if run["relative_gap"] is not None:
                 metrics["yardsticks/relative_gap"] = run["relative_gap"]
+        if "hidden_rmse" in run:  # the last point of its curve
+            metrics["rmse/hidden"] = run["hidden_rmse"]
+        for name in ("column_mean_rmse", "hard_impute_rmse"):
+            if name in run:
+                metrics[f"yardsticks/{name}"] = run[name]
         return metrics
     return {f"accuracy/{split}": run[split]["acc"] for split in ("train", "val") if split in run} | (
         {f"{loss_name}/val": run["val"]["loss"]} if "val" in run else {}

@@ -17,8 +17,10 @@ from lab2_lightning.utils.atomic import write_text
 
 
 class PredictionWriter(BasePredictionWriter):
-    """Writes, per input row: its line in the input file, the predicted class and each class's probability
-    (``p_<class>``); for a model of several seeds, a row per seed and input row, with a ``seed`` column.
+    """Writes the model's predictions as its ``prediction_table`` lays them out: for the MLP, per input row, its
+    line in the input file, the predicted class and each class's probability (``p_<class>``); for a factorisation,
+    each filled-in entry's row, column and value. For a model of several seeds, a row per seed, with a ``seed``
+    column.
 
     Args:
         output: the CSV to write (replaced whole; never the input file).
@@ -43,20 +45,10 @@ class PredictionWriter(BasePredictionWriter):
         if not trainer.is_global_zero:
             return
         batch = next(iter(trainer.predict_dataloaders))
-        probabilities = torch.cat(predictions, dim=1).cpu()  # members x rows x classes
-        names, seeds = pl_module.class_names, pl_module.seeds
+        header, rows = pl_module.prediction_table(batch, torch.cat(predictions, dim=1).cpu())
         text = io.StringIO()
         out = csv.writer(text, lineterminator="\n")
-        out.writerow([*(["seed"] if len(seeds) > 1 else []), "line", "predicted", *(f"p_{n}" for n in names)])
-        for seed, member in zip(seeds, probabilities, strict=True):
-            for line, p in zip(batch["line"], member.tolist(), strict=True):
-                out.writerow(
-                    [
-                        *([seed] if len(seeds) > 1 else []),
-                        line,
-                        names[max(range(len(p)), key=p.__getitem__)],
-                        *(f"{v:.6f}" for v in p),
-                    ]
-                )
+        out.writerow(header)
+        out.writerows(rows)
         write_text(self.output, text.getvalue())
-        self.rows = len(batch["line"]) * len(seeds)
+        self.rows = len(rows)

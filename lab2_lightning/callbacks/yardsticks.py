@@ -1,7 +1,8 @@
-"""Exercise 1's yardsticks: the Eckart–Young optimum, PCA, and how GD's U relates to them.
+"""Exercise 1's yardsticks, what a factorisation by gradient descent is measured against: for a complete matrix the
+Eckart–Young optimum and PCA; for one with hidden entries, two other ways of filling them in.
 
-They need the whole data matrix, which the callback reads from ``trainer.datamodule`` (all rows, also under DDP,
-where the module sees a share), as Lightning's autoencoder example's ``ImageSampler`` reads its images.
+They need the whole data matrix, which the callback reads from ``trainer.datamodule``, as Lightning's autoencoder
+example's ``ImageSampler`` reads its images. They are computed once, by the first process.
 """
 
 from __future__ import annotations
@@ -13,18 +14,28 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from lab2_lightning.errors import LabError
-from lab2_lightning.models.linalg import linear_map_residual, pca_scores, principal_angles, svd_optimum
+from lab2_lightning.models.linalg import hard_impute, linear_map_residual, pca_scores, principal_angles, svd_optimum
 
 # A relative gap is meaningless where the optimum is zero to rounding (the rank reaches the data's own): below this
 # fraction of ||A||².
 EXACT = 1e-12
 
 
-class EckartYoungComparison(Callback):
-    """After training, per member: ``svd_loss`` (the least loss of any rank-r approximation), ``relative_gap`` (GD's
-    loss above it; null where the optimum is zero to rounding), the principal angles between span(U) and the first r
-    principal axes, and ``map_residual``, the relative residual of the best linear map from U to the PCA scores. The
-    first member's U and PCA scores are kept for Figure 1.
+def rmse(estimates: torch.Tensor, values: torch.Tensor) -> float:
+    return float((estimates - values).square().mean().sqrt())
+
+
+class Yardsticks(Callback):
+    """After training, per member.
+
+    A complete matrix: ``svd_loss`` (the least loss of any rank-r approximation), ``relative_gap`` (GD's loss above
+    it; null where the optimum is zero to rounding), the principal angles between span(U) and the first r principal
+    axes, and ``map_residual``, the relative residual of the best linear map from U to the PCA scores. The first
+    member's U and PCA scores are kept for Figure 1.
+
+    A matrix with hidden entries (``data.holdout``), where no optimum exists: the RMSE on the same hidden entries
+    of ``column_mean`` (each column's observed mean) and of ``hard_impute`` (iterative SVD imputation at the
+    member's rank, :func:`~lab2_lightning.models.linalg.hard_impute`), beside GD's ``hidden_rmse``.
 
     Args:
         svd: ``exact``, ``randomized`` (``torch.svd_lowrank``) or ``auto`` (randomized above 1000 rows and columns).
@@ -33,32 +44,57 @@ class EckartYoungComparison(Callback):
     def __init__(self, svd: Literal["auto", "exact", "randomized"] = "auto") -> None:
         self.svd = svd
         self.results: list[dict[str, Any]] = []
+        self.figure: dict[str, Any] | None = None
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not hasattr(pl_module, "U"):
-            raise LabError(f"EckartYoungComparison compares factorisations, not a {type(pl_module).__name__}")
-        A = trainer.datamodule.train_x.to(pl_module.device, torch.float64)
+            raise LabError(f"Yardsticks measure factorisations, not a {type(pl_module).__name__}")
+        if not trainer.is_global_zero:
+            return
+        data = trainer.datamodule
+        if len(data.hidden):
+            self.results = self.completion(data, pl_module)
+        elif not data.missing:
+            self.results = self.eckart_young(data.train_x.to(pl_module.device, torch.float64), pl_module)
+
+    def completion(self, data: pl.LightningDataModule, pl_module: pl.LightningModule) -> list[dict[str, Any]]:
+        seen, hidden = data.training_entries(), data.hidden
+        seen, hidden = (e.to(pl_module.device, torch.float64) for e in (seen, hidden))
+        counts = torch.bincount(seen.col, minlength=data.n_features)
+        means = torch.zeros(data.n_features, dtype=torch.float64, device=seen.value.device)
+        means = (means.index_add_(0, seen.col, seen.value) / counts).nan_to_num(0.0)
+        imputed = {}
+        for rank in set(pl_module.ranks):
+            P, Q = hard_impute(seen.row, seen.col, seen.value, (data.n_rows, data.n_features), rank)
+            imputed[rank] = rmse((P[hidden.row] * Q[hidden.col]).sum(dim=1), hidden.value)
+        column_mean = rmse(means[hidden.col], hidden.value)
+        return [{"column_mean_rmse": column_mean, "hard_impute_rmse": imputed[rank]} for rank in pl_module.ranks]
+
+    def eckart_young(self, A: torch.Tensor, pl_module: pl.LightningModule) -> list[dict[str, Any]]:
         optimum = {rank: svd_optimum(A, rank, self.svd) for rank in set(pl_module.ranks)}
         scores = {rank: pca_scores(A, rank, optimum[rank][1]) for rank in optimum}
-        self.results = []
+        squared_norm = float(A.square().sum())
+        results = []
         for U, rank in zip(pl_module.U, pl_module.ranks, strict=True):
             U = U.detach().double()
             svd_loss, method = optimum[rank]
-            self.results.append(
+            results.append(
                 {
                     "svd_loss": svd_loss,
                     "svd_method": method,
+                    "svd_exact": svd_loss <= EXACT * squared_norm,  # zero to rounding, on the data's own scale
                     "principal_angles_deg": torch.rad2deg(principal_angles(U, scores[rank])).tolist(),
                     "map_residual": linear_map_residual(U, scores[rank]),
                 }
             )
         first = pl_module.U[0].detach().double()
         self.figure = {"U": first[:, :2].tolist(), "pca": scores[pl_module.ranks[0]][:, :2].tolist()}
-        self.squared_norm = float(A.square().sum())
+        return results
 
     def member_results(self, runs: list[dict[str, Any]]) -> None:
-        """Add the yardsticks to the module's results, member by member."""
-        for run, extra in zip(runs, self.results, strict=True):
-            gap = run["gd_loss"] - extra["svd_loss"]
-            exact = extra["svd_loss"] <= EXACT * self.squared_norm  # zero to rounding, on the data's own scale
-            run.update(extra, relative_gap=None if exact else gap / extra["svd_loss"])
+        """Add the yardsticks to the module's results, member by member (on the first process)."""
+        for run, extra in zip(runs, self.results, strict=False):
+            run.update(extra)
+            if "svd_loss" in extra:
+                exact = run.pop("svd_exact")
+                run["relative_gap"] = None if exact else (run["gd_loss"] - extra["svd_loss"]) / extra["svd_loss"]

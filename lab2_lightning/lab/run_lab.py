@@ -30,6 +30,8 @@ from lab2_lightning.lab.report import PUBLISHED, write_report
 from lab2_lightning.utils.atomic import write_json
 from lab2_lightning.utils.run_folder import VERSION, claim_new, hold
 
+HIDDEN_FRACTIONS = (0.1, 0.2, 0.4)  # "Exercise 1 with missing entries": Iris with these fractions hidden
+
 
 def run_lab(
     seeds: PositiveInt = 10,
@@ -40,7 +42,8 @@ def run_lab(
     mlp_steps: PositiveInt | None = None,
     resume: bool = True,
 ) -> dict[str, Any]:
-    """Run the whole lab and write its report.
+    """Run the whole lab and write its report: Exercise 1, Exercise 1 with 10%, 20% and 40% of its entries hidden,
+    and Exercise 2.
 
     Args:
         seeds: how many seeds (0, 1, ...) each exercise is repeated with.
@@ -72,10 +75,18 @@ def run_lab(
             "--model.seeds", json.dumps(list(range(seeds))),
             *(["--trainer.max_steps", str(mlp_steps)] if mlp_steps else []),
         ],
+        **{
+            f"complete_{round(100 * fraction)}": [
+                "--model.seeds", json.dumps(list(range(seeds))), "--data.holdout", str(fraction),
+                *(["--trainer.max_steps", str(factorise_steps)] if factorise_steps else []),
+            ]
+            for fraction in HIDDEN_FRACTIONS
+        },
     }  # fmt: skip
-    # Each training is named after its packaged config.
-    done = {name: train(lab_dir, name, name, accelerator, args) for name, args in trainings.items()}
+    # Each training is named after its packaged config (and its fraction of hidden entries).
+    done = {name: train(lab_dir, name, name.split("_")[0], accelerator, args) for name, args in trainings.items()}
     results = summarise(done["factorise"], done["mlp"], seeds, iris)
+    results["completion"] = summarise_completion([done[f"complete_{round(100 * f)}"] for f in HIDDEN_FRACTIONS], iris)
     results["environment"] = environment(accelerator)
     results["wall_time_s"] = time.perf_counter() - started
     results["settings"] = {**settings, "tensorboard": str(lab_dir)}
@@ -199,6 +210,35 @@ def summarise(factorise: dict[str, Any], mlp: dict[str, Any], seeds: int, iris: 
         "factorisation": factorisation,
         "rank_sweep": rank_sweep,
         "mlp": {"class_names": names, "runs": mlp["runs"], "summary": summary, "curves_seed0": curves},
+    }
+
+
+def summarise_completion(trainings: list[dict[str, Any]], iris: TableDataModule) -> dict[str, Any]:
+    """The held-out RMSE of each fraction's training beside its references (one number each: they do not depend on
+    the seed)."""
+    fractions = []
+    for training in trainings:
+        runs, data = training["runs"], training["settings"]["data"]["init_args"]
+        gd = [run["hidden_rmse"] for run in runs]
+        fractions.append(
+            {
+                "fraction": data["holdout"],
+                "hidden_entries": round(data["holdout"] * iris.n_rows * iris.n_features),
+                "gd_rmse": stats(gd),
+                "gd_rmse_per_seed": gd,
+                "column_mean_rmse": runs[0]["column_mean_rmse"],
+                "hard_impute_rmse": runs[0]["hard_impute_rmse"],
+            }
+        )
+    first = trainings[0]
+    return {
+        "rank": first["runs"][0]["rank"],
+        "steps": first["runs"][0]["steps"],
+        "seeds": len(first["runs"]),
+        "rows": iris.n_rows,
+        "cols": iris.n_features,
+        "mask_seed": first["settings"]["data"]["init_args"]["split_seed"],
+        "fractions": fractions,
     }
 
 

@@ -1,18 +1,35 @@
-"""Exercise 1: ``A ≈ U Vᵀ`` by plain gradient descent on the summed squared error, one member per seed (and
-rank)."""
+"""Exercise 1: ``A ≈ U Vᵀ`` by plain gradient descent on the summed squared error over the observed entries, one
+member per seed (and rank)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from jsonargparse.typing import PositiveFloat, PositiveInt
 from torch import nn
+from torchmetrics.regression import MeanSquaredError
 
 from lab2_lightning.errors import LabError
 from lab2_lightning.models.linalg import auto_lr
 from lab2_lightning.models.seeded import SeededModule
+
+
+def summed_squared_error(U: torch.Tensor, V: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
+    """The loss of ``U Vᵀ`` on a batch's observed entries: all of its rows of A (the lab's loss), those a mask
+    keeps, or a list of (row, column, value) triples, which costs O(entries x rank), not O(rows x columns)."""
+    if "value" in batch:
+        return (estimates(U, V, batch) - batch["value"]).square().sum()
+    if "observed" in batch:
+        return F.mse_loss((U[batch["rows"]] @ V.T)[batch["observed"]], batch["observed_x"], reduction="sum")
+    return F.mse_loss(U[batch["rows"]] @ V.T, batch["x"], reduction="sum")
+
+
+def estimates(U: torch.Tensor, V: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
+    """``U Vᵀ`` at the batch's (row, column) pairs."""
+    return torch.einsum("ij,ij->i", U[batch["row"]], V[batch["col"]])
 
 
 class LowRankFactorisation(SeededModule):
@@ -21,18 +38,25 @@ class LowRankFactorisation(SeededModule):
     The lab's loop, and where each line went::
 
         U = torch.rand(m, r); V = torch.rand(n, r)     # __init__, per member, after manual_seed(seed)
-        loss = mse_loss(U @ V.T, A, reduction="sum")   # member_losses
+        loss = mse_loss(U @ V.T, A, reduction="sum")   # summed_squared_error
         loss.backward(); U -= lr * U.grad; ...         # Lightning, and PlainGradientStep
+
+    With missing entries the loss sums over the observed ones only (the course's ``sgd_factorise_masked``), and
+    validation measures the RMSE on the entries the data hid (``data.holdout``) after every Lightning epoch.
 
     U and V are drawn in float32 and widened to the Trainer's precision (the lab's float64 is ``64-true``).
 
     Args:
         n_rows: rows of A (linked from the data).
         n_features: columns of A (linked from the data).
+        data_rms: the root mean square of A's observed entries (linked from the data), the scale of ``normal``.
         rank: the rank r, or one rank per seed.
         seeds: one member per seed; ``null``: one member, seeded by ``seed_everything``.
         lr: the step size: the lab's 0.01, or ``auto``, stable from the start on any matrix
             (:func:`~lab2_lightning.models.linalg.auto_lr`); 0.01 diverges on most matrices but Iris.
+        init: ``uniform``, the lab's ``torch.rand``: every entry in U(0, 1); or ``normal``: centred normal entries
+            scaled so that U Vᵀ starts at A's scale. On large matrices at higher rank the lab's all-positive start
+            makes the steps tiny and leaves a direction unlearnt; ``normal`` reaches the optimum.
     """
 
     loss_name = "summed_squared_error"
@@ -41,9 +65,11 @@ class LowRankFactorisation(SeededModule):
         self,
         n_rows: int = 150,
         n_features: int = 4,
+        data_rms: float = 1.0,
         rank: PositiveInt | list[PositiveInt] = 2,
         seeds: list[int] | None = None,
         lr: PositiveFloat | Literal["auto"] = 0.01,
+        init: Literal["uniform", "normal"] = "uniform",
     ) -> None:
         ranks = [rank] if isinstance(rank, int) else list(rank)
         seeds = list(seeds) if seeds is not None else [torch.initial_seed()]
@@ -51,7 +77,7 @@ class LowRankFactorisation(SeededModule):
             ranks *= len(seeds)
         elif len(seeds) == 1:
             seeds *= len(ranks)
-        super().__init__(seeds)
+        super().__init__(seeds, n_features)
         self.save_hyperparameters(logger=False)
         if len(ranks) != len(self.seeds) or max(ranks) > min(n_rows, n_features):
             raise LabError(
@@ -62,9 +88,18 @@ class LowRankFactorisation(SeededModule):
         self.U, self.V = nn.ParameterList(), nn.ParameterList()
         for seed, r in zip(self.seeds, self.ranks, strict=True):
             draws = torch.Generator().manual_seed(seed)
-            self.U.append(torch.rand(n_rows, r, generator=draws))
-            self.V.append(torch.rand(n_features, r, generator=draws))
+            if init == "uniform":
+                self.U.append(torch.rand(n_rows, r, generator=draws))
+                self.V.append(torch.rand(n_features, r, generator=draws))
+            else:  # each entry of U Vᵀ, a sum of r products, then has A's mean square
+                scale = math.sqrt(data_rms / math.sqrt(r))
+                self.U.append(torch.randn(n_rows, r, generator=draws) * scale)
+                self.V.append(torch.randn(n_features, r, generator=draws) * scale)
         self.auto_lr: float | None = None
+        # The RMSE on the hidden entries, per member; the latest value, and one point per Lightning epoch.
+        self.rmse = nn.ModuleList(MeanSquaredError(squared=False) for _ in self.seeds)
+        self.hidden_rmse: list[float] | None = None
+        self.val_history: list[tuple[int, dict[str, list[float]]]] = []
         self.check_members()
 
     def member_names(self) -> list[str]:
@@ -73,29 +108,79 @@ class LowRankFactorisation(SeededModule):
         return [f"seed_{seed}_rank_{r}" for seed, r in zip(self.seeds, self.ranks, strict=True)]
 
     def member_losses(self, batch: dict[str, Any]) -> torch.Tensor:
-        A, rows = batch["x"], batch["rows"]  # rows: this process's rows of A, hence of U
-        return torch.stack([F.mse_loss(U[rows] @ V.T, A, reduction="sum") for U, V in zip(self.U, self.V, strict=True)])
+        return torch.stack([summed_squared_error(U, V, batch) for U, V in zip(self.U, self.V, strict=True)])
 
     def lr(self) -> float:
+        """The step size; ``auto`` is measured once on the first process's whole matrix, and every process takes
+        it from there."""
         if self.hparams.lr != "auto":
             return float(self.hparams.lr)
         if self.auto_lr is None:
-            A = self.trainer.datamodule.train_x.to(self.device, self.U[0].dtype)
-            self.auto_lr = min(auto_lr(U.detach(), V.detach(), A) for U, V in zip(self.U, self.V, strict=True))
+            lr = None
+            if self.trainer.is_global_zero:
+                A, observed = self.trainer.datamodule.training_matrix()
+                lr = min(auto_lr(U, V, A, observed) for U, V in zip(self.U, self.V, strict=True))
+            self.auto_lr = self.trainer.strategy.broadcast(lr)
         return self.auto_lr
+
+    def on_validation_start(self) -> None:
+        for rmse in self.rmse:
+            rmse.set_dtype(self.U[0].dtype)  # torchmetrics keeps float32 states whatever the module's precision
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
+        """The RMSE on the hidden entries (a batch of triples); the rows the datamodule serves otherwise have
+        nothing to measure that the training loss does not."""
+        if "value" in batch:
+            for U, V, rmse in zip(self.U, self.V, self.rmse, strict=True):
+                rmse.update(estimates(U, V, batch), batch["value"])
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.rmse[0].update_called:
+            return
+        values = [rmse.compute().item() for rmse in self.rmse]
+        for rmse in self.rmse:
+            rmse.reset()
+        if self.trainer.sanity_checking:
+            return
+        self.check_finite(torch.tensor(values), f"by step {self.trainer.global_step} (hidden entries' RMSE)")
+        self.hidden_rmse = values
+        self.val_history.append((self.trainer.global_step, {"rmse/hidden": values}))
+        self.log("hidden_rmse", sum(values) / len(values), prog_bar=True, logger=False)
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        """Each member's estimates (members x entries) of the entries the training did not see, in the data's own
+        units."""
+        shift, scale = self.input_shift[batch["col"]], self.input_scale[batch["col"]]
+        return torch.stack([estimates(U, V, batch) * scale + shift for U, V in zip(self.U, self.V, strict=True)])
+
+    def prediction_table(self, batch: dict[str, Any], values: torch.Tensor) -> tuple[list[str], list[list]]:
+        """Per seed and filled-in entry: its row and column (from 0) and its estimate."""
+        several = len(self.seeds) > 1
+        places = list(zip(batch["row"].tolist(), batch["col"].tolist(), strict=True))
+        rows = [
+            [*([seed] if several else []), row, col, f"{value:.10g}"]
+            for seed, member in zip(self.seeds, values, strict=True)
+            for (row, col), value in zip(places, member.tolist(), strict=True)
+        ]
+        return [*(["seed"] if several else []), "row", "column", "value"], rows
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
         checkpoint["auto_lr"] = self.auto_lr  # the step size of the start, whatever auto would give later
+        checkpoint["val_history"], checkpoint["hidden_rmse"] = self.val_history, self.hidden_rmse
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
         self.auto_lr = checkpoint["auto_lr"]
+        self.val_history, self.hidden_rmse = checkpoint["val_history"], checkpoint["hidden_rmse"]
 
     def member_results(self) -> list[dict[str, Any]]:
-        """Each member's settings and the loss of its final weights (the lab's summed squared error)."""
+        """Each member's settings and the loss of its final weights (the lab's summed squared error), and its RMSE
+        on the hidden entries, if any."""
         final = self.final_losses().tolist()
+        rmse = self.hidden_rmse or [None] * len(final)
         return [
             {"seed": seed, "rank": r, "lr": self.lr(), "steps": self.trainer.global_step, "gd_loss": loss}
-            for seed, r, loss in zip(self.seeds, self.ranks, final, strict=True)
+            | ({"hidden_rmse": error} if error is not None else {})
+            for seed, r, loss, error in zip(self.seeds, self.ranks, final, rmse, strict=True)
         ]

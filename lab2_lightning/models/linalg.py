@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -76,14 +78,74 @@ def largest_singular_value(A: torch.Tensor, iterations: int = 30) -> float:
     return float(torch.linalg.vector_norm(A @ v))
 
 
-def auto_lr(U: torch.Tensor, V: torch.Tensor, A: torch.Tensor) -> float:
+def auto_lr(
+    U: torch.Tensor, V: torch.Tensor, A: torch.Tensor, observed: tuple[torch.Tensor, torch.Tensor] | None = None
+) -> float:
     """A step size for plain GD on ``||U Vᵀ - A||²`` that is stable from the start on any matrix.
 
     The loss's curvature is at most about ``L = 2 (σ₁(U)² + σ₁(V)² + σ₁(A))`` near the initial factors (the
     Hessian's diagonal blocks are ``2 VᵀV`` and ``2 UᵀU``; the cross terms grow with the residual, bounded by
     ``σ₁(U) σ₁(V) + σ₁(A)``, here folded in by ``σ₁(U)σ₁(V) <= (σ₁(U)² + σ₁(V)²) / 2``). The step is ``1 / L``:
     on Iris it gives 0.0046, about half the lab's 0.01, which the lab found stable.
+
+    With missing entries (``observed``: the rows and columns of the observed ones; ``A``, dense or sparse, is zero
+    elsewhere) a row of U meets only the rows of V of its observed columns: its block of the Hessian is at most
+    ``2 Σ ||V_j||²`` over them, which on a sparse matrix is far below ``2 σ₁(V)²``. The smaller bound is taken.
     """
-    s_u = float(torch.linalg.matrix_norm(U.detach(), ord=2))
-    s_v = float(torch.linalg.matrix_norm(V.detach(), ord=2))
-    return 1.0 / (2 * (s_u**2 + s_v**2 + largest_singular_value(A)))
+    U, V = U.detach(), V.detach()
+    A = A.to(U)
+    s_u = float(torch.linalg.matrix_norm(U, ord=2)) ** 2
+    s_v = float(torch.linalg.matrix_norm(V, ord=2)) ** 2
+    if observed is not None:
+        row, col = (index.to(U.device) for index in observed)
+        s_v = min(s_v, float(torch.zeros(len(U)).to(V).index_add_(0, row, V.square().sum(1)[col]).max()))
+        s_u = min(s_u, float(torch.zeros(len(V)).to(U).index_add_(0, col, U.square().sum(1)[row]).max()))
+    return 1.0 / (2 * (s_u + s_v + largest_singular_value(A)))
+
+
+def observed_matrix(row: torch.Tensor, col: torch.Tensor, value: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """The entries as a sparse matrix, zero where nothing is observed."""
+    return torch.sparse_coo_tensor(torch.stack([row, col]), value, shape, check_invariants=False).coalesce()
+
+
+def hard_impute(
+    row: torch.Tensor,
+    col: torch.Tensor,
+    value: torch.Tensor,
+    shape: tuple[int, int],
+    rank: int,
+    iterations: int = 200,
+    tol: float = 1e-6,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Iterative SVD imputation ("hard impute"): fill the missing entries with 0 (a centred column's observed
+    mean), take the rank-``rank`` truncated SVD, fill the missing entries from it, and repeat until the summed
+    squared error on the observed entries changes by less than ``tol`` (relative) from one round to the next.
+    Returns factors ``P`` (rows x rank) and ``Q`` (columns x rank) with ``P Qᵀ`` the completed matrix.
+
+    The filled matrix ``X = P_Ω(A − P Qᵀ) + P Qᵀ`` is sparse plus low rank, and is never formed: its top singular
+    vectors come from a block power iteration on products with ``X``, warm-started from the previous round's, so
+    one matrix with 10⁹ entries and 10⁶ observed costs what its observed entries and factors cost. With
+    ``rank + 10`` directions reaching the smaller side the subspace is the whole space, and the SVD exact.
+    """
+    m, n = shape
+    width = min(rank + 10, m, n)
+    P = torch.zeros(m, rank, dtype=value.dtype, device=value.device)
+    Q = torch.zeros(n, rank, dtype=value.dtype, device=value.device)
+    basis = torch.linalg.qr(torch.randn(n, width, generator=torch.Generator().manual_seed(0), dtype=value.dtype))[0]
+    basis = basis.to(value.device)
+    previous = math.inf
+    for _ in range(iterations):
+        residual = observed_matrix(row, col, value - (P[row] * Q[col]).sum(dim=1), shape)
+        error = float(residual.values().square().sum())
+        if abs(previous - error) <= tol * error:
+            break
+        previous = error
+        left = torch.linalg.qr(filled_times(residual, P, Q, basis))[0]
+        U, S, Vh = torch.linalg.svd(filled_times(residual.T, Q, P, left).T, full_matrices=False)  # leftᵀ X
+        P, Q, basis = (left @ U[:, :rank]) * S[:rank], Vh[:rank].T, Vh.T
+    return P, Q
+
+
+def filled_times(residual: torch.Tensor, P: torch.Tensor, Q: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
+    """``X M`` for the filled matrix ``X = residual + P Qᵀ`` (``Xᵀ M``: pass ``residual.T, Q, P``)."""
+    return residual @ M + P @ (Q.T @ M)

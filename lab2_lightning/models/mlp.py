@@ -62,7 +62,7 @@ class LabMLP(SeededModule):
         reduction: Literal["sum", "mean"] = "sum",
         seeds: list[int] | None = None,
     ) -> None:
-        super().__init__(seeds)
+        super().__init__(seeds, n_features)
         self.save_hyperparameters(logger=False)
         if n_classes < 2:
             raise LabError(f"the MLP needs at least two classes, got {n_classes}: check data.label_column")
@@ -75,9 +75,6 @@ class LabMLP(SeededModule):
             self.W2.append(torch.randn(hidden, n_classes, generator=draws))
             self.b1.append(torch.zeros(hidden) if bias == "per_unit" else torch.tensor(0.0))
             self.b2.append(torch.zeros(n_classes) if bias == "per_unit" else torch.tensor(0.0))
-        # The training data's normalisation, kept in the checkpoint: prediction applies it to raw measurements.
-        self.register_buffer("input_shift", torch.zeros(n_features))
-        self.register_buffer("input_scale", torch.ones(n_features))
 
         def split_metrics() -> MetricCollection:
             return MetricCollection(
@@ -109,9 +106,10 @@ class LabMLP(SeededModule):
         return losses / batch["split_rows"] if self.hparams.reduction == "mean" else losses
 
     def on_fit_start(self) -> None:
-        data = self.trainer.datamodule
-        self.input_shift.copy_(data.shift)
-        self.input_scale.copy_(data.scale)
+        if self.trainer.datamodule.missing:
+            raise LabError("the MLP needs every feature of every row: data.allow_missing and data.holdout are for the "
+                           "factorisation")  # fmt: skip
+        super().on_fit_start()
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
         for member, logits in enumerate(self.logits(batch["x"])):
@@ -179,6 +177,17 @@ class LabMLP(SeededModule):
             line = batch["line"][int(bad[0])]
             raise LabError(f"{batch['source']}, line {line}: a value too large for the model's {x.dtype}")
         return probabilities
+
+    def prediction_table(self, batch: dict[str, Any], probabilities: torch.Tensor) -> tuple[list[str], list[list]]:
+        """Per seed and input row: its line, the predicted class, each class's probability."""
+        several = len(self.seeds) > 1
+        header = [*(["seed"] if several else []), "line", "predicted", *(f"p_{n}" for n in self.class_names)]
+        rows = [
+            [*([seed] if several else []), line, self.class_names[int(p.argmax())], *(f"{v:.6f}" for v in p.tolist())]
+            for seed, member in zip(self.seeds, probabilities, strict=True)
+            for line, p in zip(batch["line"].tolist(), member, strict=True)
+        ]
+        return header, rows
 
     def member_results(self) -> list[dict[str, Any]]:
         """Each member's settings and, per split, the numbers of its final weights."""

@@ -64,3 +64,22 @@ def sgd_mlp(
                 p -= lr * p.grad
                 p.grad.zero_()
     return {"W1": W1.detach(), "W2": W2.detach(), "b1": b1.detach(), "b2": b2.detach()}
+
+
+def gd_factorise_masked(
+    A: torch.Tensor, M: torch.Tensor, rank: int, num_epochs: int = 1000, lr: float = 0.01
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The course's ``sgd_factorise_masked`` as a plain gradient step per epoch: Exercise 1 with the summed squared
+    error over the entries the boolean mask ``M`` marks observed (the others may hold anything, NaN included)."""
+    U = torch.rand(A.shape[0], rank).to(A.dtype).requires_grad_()
+    V = torch.rand(A.shape[1], rank).to(A.dtype).requires_grad_()
+    observed = A[M]
+    for _ in range(num_epochs):
+        loss = F.mse_loss((U @ V.t())[M], observed, reduction="sum")
+        loss.backward()
+        with torch.no_grad():
+            U -= lr * U.grad
+            V -= lr * V.grad
+            U.grad.zero_()
+            V.grad.zero_()
+    return U.detach(), V.detach()

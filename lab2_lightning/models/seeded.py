@@ -43,7 +43,7 @@ class SeededModule(pl.LightningModule):
 
     loss_name = "loss"  # what the loss is, as TensorBoard and the progress bar show it
 
-    def __init__(self, seeds: list[int] | None) -> None:
+    def __init__(self, seeds: list[int] | None, n_features: int) -> None:
         super().__init__()
         if seeds is not None and not seeds:
             raise LabError("model.seeds must name at least one seed, or be null for the run's seed_everything")
@@ -51,6 +51,10 @@ class SeededModule(pl.LightningModule):
         self.seeds = list(seeds) if seeds is not None else [torch.initial_seed()]
         self.history = torch.empty(0, len(self.seeds))  # one row per gradient step: each member's loss
         self._pending: list[torch.Tensor] = []  # this epoch's rows, still on the device
+        # The training data's normalisation, column by column, kept in the checkpoint: prediction takes raw
+        # measurements to the model's scale, and estimates back to the data's.
+        self.register_buffer("input_shift", torch.zeros(n_features))
+        self.register_buffer("input_scale", torch.ones(n_features))
 
     def member_names(self) -> list[str]:
         return [f"seed_{seed}" for seed in self.seeds]
@@ -68,6 +72,11 @@ class SeededModule(pl.LightningModule):
 
     def lr(self) -> float:
         return float(self.hparams.lr)
+
+    def on_fit_start(self) -> None:
+        data = self.trainer.datamodule
+        self.input_shift.copy_(data.shift)
+        self.input_scale.copy_(data.scale)
 
     def configure_optimizers(self) -> PlainGradientStep:
         return PlainGradientStep(self.parameters(), lr=self.lr())

@@ -1,0 +1,197 @@
+"""Exercise 1 with missing entries: the masked loss against the plain masked loop, the triples layout against the
+dense one, the references on the hidden entries against direct implementations, and filling in by predict."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import QUIET, fit, iris_centred, plain_factors
+
+from lab2_lightning.data import EntriesDataModule, SyntheticDataModule, TableDataModule
+from lab2_lightning.models.factorisation import summed_squared_error
+from lab2_lightning.models.linalg import hard_impute
+from lab2_lightning.models.reference import gd_factorise_masked
+
+HIDE = ("--config", "factorise", "--data.holdout", "0.2")
+
+
+def factors(run_dir: Path) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    members = sum(key.startswith("U.") for key in state)
+    return [(state[f"U.{k}"], state[f"V.{k}"]) for k in range(members)]
+
+
+def numpy_hard_impute(A: np.ndarray, M: np.ndarray, rank: int, iterations: int = 200, tol: float = 1e-6) -> np.ndarray:
+    """Iterative SVD imputation written directly: the dense filled matrix, NumPy's full SVD each round."""
+    Z, previous = np.zeros_like(A), np.inf
+    for _ in range(iterations):
+        error = ((A - Z)[M] ** 2).sum()
+        if abs(previous - error) <= tol * error:
+            break
+        previous = error
+        U, S, Vt = np.linalg.svd(np.where(M, A, Z), full_matrices=False)
+        Z = (U[:, :rank] * S[:rank]) @ Vt[:rank]
+    return Z
+
+
+def test_the_masked_fit_is_the_plain_masked_loop_bit_for_bit() -> None:
+    """Iris with 20% of its entries hidden, two seeds, float64 on the CPU: the module's U and V are the plain masked
+    loop's, on the DataModule's matrix (centred by each column's observed mean), bit for bit."""
+    data = TableDataModule(holdout=0.2)
+    A, M = data.train_x, ~data.train_x.isnan()
+    assert int((~M).sum()) == 120 == len(data.hidden)
+    fit(*HIDE, "--model.seeds", "[0,1]")
+    for seed, (U, V) in zip((0, 1), factors(Path("lightning_logs/version_0")), strict=True):
+        torch.manual_seed(seed)
+        U_plain, V_plain = gd_factorise_masked(A, M, 2)
+        assert torch.equal(U, U_plain) and torch.equal(V, V_plain)
+
+
+def test_with_nothing_missing_the_masked_loss_is_the_labs() -> None:
+    """An all-observed mask gives the lab's loss and gradient bit for bit; a fit that allows missing entries on a
+    complete file is today's fit."""
+    A = iris_centred()
+    U, V = (torch.rand(n, 2, dtype=torch.float64, requires_grad=True) for n in A.shape)
+    everything = torch.ones_like(A, dtype=torch.bool)
+    dense = {"x": A, "rows": slice(0, 150)}
+    masked = dense | {"observed": everything, "observed_x": A[everything]}
+    losses = [summed_squared_error(U, V, batch) for batch in (dense, masked)]
+    grads = [torch.autograd.grad(loss, (U, V)) for loss in losses]
+    assert torch.equal(losses[0], losses[1])
+    assert all(torch.equal(a, b) for a, b in zip(*grads, strict=True))
+    results = fit("--config", "factorise", "--data.allow_missing", "true", "--trainer.max_steps", "200")
+    U, V = factors(Path("lightning_logs/version_0"))[0]
+    assert all(torch.equal(a, b) for a, b in zip((U, V), plain_factors(0, steps=200), strict=True))
+    assert "hidden_rmse" not in results["runs"][0] and "svd_loss" in results["runs"][0]
+
+
+def test_the_triples_layout_equals_the_dense_masked_one(tmp_path: Path) -> None:
+    """The same observed entries as a dense matrix with NaN (.npy) and as triples (.npz): the same losses, factors
+    and hidden-entry RMSE, to rounding (the sums run in another order)."""
+    g = np.random.default_rng(1)
+    A = g.standard_normal((40, 3)) @ g.standard_normal((3, 12))
+    A[g.random(A.shape) < 0.3] = np.nan
+    np.save(tmp_path / "A.npy", A)
+    row, col = np.nonzero(~np.isnan(A))
+    np.savez(tmp_path / "A.npz", row=row, col=col, value=A[row, col])
+    dense = TableDataModule(path=str(tmp_path / "A.npy"), label_column=None, allow_missing=True, holdout=0.25)
+    triples = EntriesDataModule(path=str(tmp_path / "A.npz"), holdout=0.25)
+    assert (dense.n_rows, dense.n_features) == (triples.n_rows, triples.n_features)
+    assert dense.n_observed == triples.n_observed
+    seen = dense.training_entries()
+    assert torch.equal(seen.row, triples.entries.row) and torch.equal(seen.col, triples.entries.col)
+    assert torch.allclose(seen.value, triples.entries.value, rtol=1e-14, atol=1e-14)
+    runs = []
+    for data, path in (("TableDataModule", "A.npy"), ("EntriesDataModule", "A.npz")):
+        extra = ["--data.label_column", "null", "--data.allow_missing", "true"] if path == "A.npy" else []
+        args = ["--data", f"lab2_lightning.data.{data}", "--data.path", str(tmp_path / path), "--data.holdout", "0.25"]
+        runs.append(fit("--config", "factorise", *args, *extra, "--model.lr", "auto", "--model.rank", "3"))
+    for key in ("gd_loss", "hidden_rmse", "column_mean_rmse", "hard_impute_rmse"):
+        assert runs[0]["runs"][0][key] == pytest.approx(runs[1]["runs"][0][key], rel=1e-9)
+    dense_factors, triples_factors = (factors(Path(f"lightning_logs/version_{k}"))[0] for k in (0, 1))
+    for a, b in zip(dense_factors, triples_factors, strict=True):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_hard_impute_is_the_direct_numpy_one() -> None:
+    """On a small matrix (the subspace then spans every column, so each round's SVD is exact) the operator form
+    equals the dense NumPy loop."""
+    g = np.random.default_rng(0)
+    A = g.standard_normal((30, 3)) @ g.standard_normal((3, 12)) + 0.01 * g.standard_normal((30, 12))
+    M = g.random(A.shape) > 0.3
+    row, col = np.nonzero(M)
+    P, Q = hard_impute(torch.from_numpy(row), torch.from_numpy(col), torch.from_numpy(A[M]), A.shape, 3)
+    assert np.allclose((P @ Q.T).numpy(), numpy_hard_impute(A, M, 3), rtol=0, atol=1e-10)
+
+
+def test_the_references_on_the_hidden_entries() -> None:
+    """The column means' RMSE by hand, and iterative SVD imputation's from the NumPy loop, on the same hidden
+    entries as gradient descent; GD's RMSE is that of its final U Vᵀ."""
+    results = fit(*HIDE, "--model.lr", "0.005")["runs"][0]
+    data = TableDataModule(holdout=0.2)
+    A, hidden = data.train_x.numpy(), data.hidden
+    M = ~np.isnan(A)
+    truth = hidden.value.numpy()
+    means = np.nanmean(A, axis=0)[hidden.col]  # 0 to rounding: the columns are centred by their observed means
+    assert results["column_mean_rmse"] == pytest.approx(np.sqrt(np.mean((means - truth) ** 2)), rel=1e-12)
+    Z = numpy_hard_impute(np.nan_to_num(A), M, 2)
+    expected = np.sqrt(np.mean((Z[hidden.row, hidden.col] - truth) ** 2))
+    assert results["hard_impute_rmse"] == pytest.approx(expected, rel=1e-9)
+    U, V = factors(Path("lightning_logs/version_0"))[0]
+    gd = ((U[hidden.row] * V[hidden.col]).sum(dim=1) - hidden.value).square().mean().sqrt()
+    assert results["hidden_rmse"] == pytest.approx(float(gd), rel=1e-12)
+    assert results["hidden_rmse"] < results["column_mean_rmse"]
+
+
+def test_the_hidden_rmse_is_a_curve_in_results_and_tensorboard() -> None:
+    """Validation measures the hidden entries after every Lightning epoch: results.json has a point per epoch, and
+    the last is the final RMSE."""
+    results = fit(*HIDE)
+    points = results["curves"]["val"]
+    assert [step for step, _ in points] == list(range(100, 1001, 100))
+    assert points[-1][1]["rmse/hidden"] == [results["runs"][0]["hidden_rmse"]]
+    events = list(Path("lightning_logs/version_0").glob("events.out.tfevents.*"))
+    assert events
+
+
+def test_predict_fills_in_the_hidden_entries(tmp_path: Path) -> None:
+    """``predict`` with a completion checkpoint writes each hidden entry's estimate in the data's own units (cm):
+    U Vᵀ plus the column's observed mean."""
+    results = fit(*HIDE)["runs"][0]
+    out = tmp_path / "filled.csv"
+    from conftest import lab2
+
+    lab2("predict", *HIDE, "--ckpt_path", "last", "--prediction.output", str(out), *QUIET)
+    rows = list(csv.DictReader(out.open()))
+    data = TableDataModule(holdout=0.2)
+    assert len(rows) == len(data.hidden) == 120
+    U, V = factors(Path("lightning_logs/version_0"))[0]
+    for line in rows[:10]:
+        r, c = int(line["row"]), int(line["column"])
+        expected = float(U[r] @ V[c]) + float(data.shift[c])
+        assert float(line["value"]) == pytest.approx(expected, rel=1e-9)
+    raw = TableDataModule(preprocessing="none").train_x
+    error = np.sqrt(np.mean([(float(x["value"]) - float(raw[int(x["row"]), int(x["column"])])) ** 2 for x in rows]))
+    assert error == pytest.approx(results["hidden_rmse"], rel=1e-9)  # validation measured the same estimates
+
+
+def test_predict_refuses_other_data_for_a_factorisation(fails: Callable[..., str]) -> None:
+    fit(*HIDE, "--trainer.max_steps", "100")
+    line = fails("predict", "--config", "factorise", "--ckpt_path", "last")
+    assert "data.init_args.holdout" in line and "fills in the matrix it was trained on" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--config", "mlp", "--data.holdout", "0.2"), "divide_by_variance needs every entry"),
+        (("--config", "mlp", "--data.holdout", "0.2", "--data.preprocessing", "centre"), "the MLP needs every feature"),
+        (
+            ("--config", "factorise", "--data.holdout", "0.2", "--data.preprocessing", "standardise"),
+            "needs every entry",
+        ),
+        (("--config", "factorise", "--data.holdout", "0.0001"), "hides 0"),
+        (("--config", "factorise", "--data.holdout", "1.5"), "holdout"),
+    ],
+)
+def test_refusals(fails: Callable[..., str], args: tuple[str, ...], message: str) -> None:
+    assert message in fails("fit", *args, *QUIET)
+
+
+def test_synthetic_entries_are_distinct_and_low_rank() -> None:
+    """``entries`` draws that many distinct places of the same matrix the dense module makes."""
+    dense = SyntheticDataModule(rows=50, cols=30, rank=3, noise=0.0, seed=4, preprocessing="none")
+    sparse = SyntheticDataModule(rows=50, cols=30, rank=3, noise=0.0, seed=4, entries=400, preprocessing="none")
+    e = sparse.entries
+    assert len(e) == 400 and len(set(zip(e.row.tolist(), e.col.tolist(), strict=True))) == 400
+    X = torch.Generator().manual_seed(4)
+    signal_X = torch.randn(50, 3, generator=X, dtype=torch.float64)
+    signal_Y = torch.randn(30, 3, generator=X, dtype=torch.float64)
+    expected = (signal_X @ signal_Y.T / 3**0.5)[e.row, e.col]
+    assert torch.allclose(e.value, expected, atol=1e-12)
+    assert dense.train_x.shape == (50, 30)
