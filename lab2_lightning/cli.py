@@ -33,6 +33,7 @@ from lab2_lightning.data.reading import file_sha256, packaged_iris
 from lab2_lightning.errors import LabError
 from lab2_lightning.utils.atomic import write_json
 from lab2_lightning.utils.run_folder import VERSION, claim_new, hold, newest_last_checkpoint
+from lab2_lightning.utils.threads import auto_threads
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 COMMANDS = (*SUBCOMMANDS, "lab", "report")
@@ -100,7 +101,8 @@ class LabCLI(LightningCLI):
             "--threads",
             type=PositiveInt | Literal["auto"],
             default="auto",
-            help="CPU threads; auto: one for a matrix of fewer than 100,000 entries, where more only spin",
+            help="CPU threads; auto: one for a matrix of fewer than 100,000 entries, where more only spin, else "
+            "one per core that no other process keeps busy",
         )
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         # last.ckpt after every Lightning epoch, what a resume continues; each run has a folder of its own, so no
@@ -222,9 +224,9 @@ class LabCLI(LightningCLI):
 
     def after_instantiate_classes(self) -> None:
         threads = self.config[self.config.subcommand].threads
-        if threads == "auto" and self.datamodule.n_entries < 100_000:
-            threads = 1  # on so small a matrix a second thread only spins, and slows a busy machine down
-        if threads != "auto":
+        if threads == "auto":
+            threads = auto_threads(self.datamodule.n_entries)
+        if threads is not None:
             torch.set_num_threads(threads)
 
     def after_fit(self) -> None:

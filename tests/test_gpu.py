@@ -38,3 +38,17 @@ def test_the_mlp_on_a_gpu_is_the_cpu_run(mlp_run: Run) -> None:
     for gpu_run, cpu_run in zip(results["runs"], mlp_run.results["runs"], strict=True):
         assert gpu_run["val"]["acc"] == pytest.approx(cpu_run["val"]["acc"], abs=0.021)  # at most one row of 50
         assert gpu_run["val"]["loss"] == pytest.approx(cpu_run["val"]["loss"], rel=1e-3)
+
+
+def test_completion_on_a_gpu_is_the_cpu_run() -> None:
+    """``fit --config complete`` (the masked loss, the hidden entries' RMSE, the yardsticks) and a synthetic matrix's
+    triples on the GPU give the CPU's numbers, to rounding."""
+    sparse = (
+        *("--data", "lab2_lightning.data.SyntheticDataModule", "--data.entries", "20000", "--data.holdout", "0.1"),
+        *("--model.rank", "10", "--model.lr", "auto", "--model.init", "normal", "--trainer.max_steps", "200"),
+    )
+    for extra in ((), sparse):
+        cpu = fit("--config", "complete", *extra)["runs"][0]
+        gpu = fit("--config", "complete", *extra, *ON_GPU)["runs"][0]
+        for key in ("gd_loss", "hidden_rmse", "column_mean_rmse", "hard_impute_rmse"):
+            assert gpu[key] == pytest.approx(cpu[key], rel=1e-6), key

@@ -9,9 +9,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import Lab, fit, iris_centred, lab2, numbers, plain_factors, summed_squared_error
 
-FIGURES = ["fig1_pca_vs_gd", "loss_curves", "accuracy_spread", "rank_sweep", "confusion_train", "confusion_val"]
+from lab2_lightning.data import TableDataModule
+from lab2_lightning.models.reference import gd_factorise_masked
+
+FIGURES = [
+    "fig1_pca_vs_gd", "loss_curves", "accuracy_spread", "rank_sweep", "completion_rmse", "confusion_train",
+    "confusion_val",
+]  # fmt: skip
 LAB = ("--seeds", "2", "--out", "reports")
 
 
@@ -27,6 +34,8 @@ def test_the_report_files_exist(lab_run: Lab) -> None:
     assert (lab_run.lab_dir / "results.json").is_file()
     assert (lab_run.lab_dir / "factorise" / "results.json").is_file()
     assert (lab_run.lab_dir / "mlp" / "results.json").is_file()
+    for fraction in (10, 20, 40):
+        assert (lab_run.lab_dir / f"complete_{fraction}" / "results.json").is_file()
 
 
 def test_the_report_shows_the_numbers(lab_run: Lab) -> None:
@@ -56,6 +65,23 @@ def test_the_labs_numbers_are_the_plain_loops(lab_run: Lab) -> None:
     assert sum(val["class_counts"].values()) == 50
     assert val["class_counts"]["Iris-setosa"] == 19
     assert len(lab_run.results["mlp"]["runs"]) == 2
+
+
+def test_the_labs_missing_entries_are_the_plain_masked_loops(lab_run: Lab) -> None:
+    """Each fraction hides that share of Iris's 600 entries; each seed's held-out RMSE is that of the plain masked
+    loop's factors on the same hidden entries, and the references are one number per fraction."""
+    completion = lab_run.results["completion"]
+    assert [f["fraction"] for f in completion["fractions"]] == [0.1, 0.2, 0.4]
+    for entry in completion["fractions"]:
+        data = TableDataModule(holdout=entry["fraction"])
+        assert entry["hidden_entries"] == len(data.hidden) == round(600 * entry["fraction"])
+        hidden = data.hidden
+        for seed, rmse in enumerate(entry["gd_rmse_per_seed"]):
+            torch.manual_seed(seed)
+            U, V = gd_factorise_masked(data.train_x, ~data.train_x.isnan(), 2)
+            plain = ((U[hidden.row] * V[hidden.col]).sum(dim=1) - hidden.value).square().mean().sqrt()
+            assert rmse == pytest.approx(float(plain), rel=1e-12)
+        assert entry["column_mean_rmse"] > entry["hard_impute_rmse"] > 0
 
 
 def test_report_rebuilds_lab2_md(lab_run: Lab, tmp_path: Path) -> None:
