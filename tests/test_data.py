@@ -255,3 +255,14 @@ def test_a_header_naming_a_column_twice_is_refused(fails: Callable[..., str], tm
     (tmp_path / "twice.csv").write_text("a,a,c,d,species\n1,2,3,4,x\n2,3,4,5,y\n3,4,5,6,x\n")
     line = fails("fit", "--config", "mlp", "--data.path", "twice.csv", "--data.val_size", "0", *QUIET)
     assert "twice.csv, line 1" in line and "'a'" in line
+
+
+def test_values_too_large_for_the_precision_are_refused(fails: Callable[..., str], tmp_path: Path) -> None:
+    """A float64 matrix whose values overflow float32 is refused in one line under 32-true, not trained into NaN."""
+    A = np.random.default_rng(0).standard_normal((20, 5)) * 1e300
+    np.save(tmp_path / "big.npy", A)
+    line = fails(
+        "fit", "--config", "factorise", "--data.path", str(tmp_path / "big.npy"), "--data.label_column", "null",
+        "--data.preprocessing", "none", "--trainer.precision", "32-true", *QUIET,
+    )  # fmt: skip
+    assert "do not fit in torch.float32" in line

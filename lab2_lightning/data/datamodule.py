@@ -244,15 +244,15 @@ class FullBatchDataModule(pl.LightningDataModule):
         """The data in the Trainer's precision, on its device, once: every step then reuses them."""
         dtype = torch.float64 if str(self.trainer.precision).startswith("64") else torch.float32
         device = self.trainer.strategy.root_device
-        values = self.entries.value if self.entries is not None else self.train_x
-        if not torch.isfinite(values.to(dtype).nan_to_num(0.0)).all():
-            raise LabError(f"{self.source}: values do not fit in {dtype} once normalised (too large)")
         self.batches = {"hidden": self._share_entries(self.hidden.to(device, dtype))}
         if self.entries is not None:
             self.batches["train"] = self._share_entries(self.entries.to(device, dtype))
-            return
-        for split, x, y in (("train", self.train_x, self.train_y), ("val", self.val_x, self.val_y)):
-            self.batches[split] = self._share_rows(x.to(device, dtype), y.to(device))
+        else:
+            for split, x, y in (("train", self.train_x, self.train_y), ("val", self.val_x, self.val_y)):
+                self.batches[split] = self._share_rows(x.to(device, dtype), y.to(device))
+        for batch in self.batches.values():
+            if (batch["value"] if "value" in batch else batch["x"]).isinf().any():  # NaN: a missing entry
+                raise LabError(f"{self.source}: values do not fit in {dtype} once normalised (too large)")
 
     def _share(self, n: int) -> slice:
         """This process's contiguous share of ``n`` rows or entries (all of them on one device)."""
@@ -354,7 +354,7 @@ class TableDataModule(FullBatchDataModule):
         table = read_data(Path(self.source), self.hparams.label_column, allow_missing=self.hparams.allow_missing)
         return FullBatch(
             {
-                "x": torch.from_numpy(np.asarray(table.features)),
+                "x": torch.from_numpy(np.require(table.features, requirements=["W"])),  # a memory map is copied
                 "line": table.lines,
                 "columns": table.feature_names if table.has_header else None,
                 **super().predict_dataloader().batch,

@@ -172,7 +172,7 @@ class LowRankFactorisation(SeededModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
         self.auto_lr = checkpoint["auto_lr"]
-        self.val_history, self.hidden_rmse = checkpoint["val_history"], checkpoint["hidden_rmse"]
+        self.val_history, self.hidden_rmse = checkpoint.get("val_history", []), checkpoint.get("hidden_rmse")
 
     def member_results(self) -> list[dict[str, Any]]:
         """Each member's settings and the loss of its final weights (the lab's summed squared error), and its RMSE
