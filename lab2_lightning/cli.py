@@ -39,8 +39,6 @@ SUBCOMMANDS = ("fit", "validate", "test", "predict")
 COMMANDS = (*SUBCOMMANDS, "lab", "report")
 # The data sizes the models take from the DataModule (a link the chosen model does not take is skipped).
 DATA_LINKS = ("n_rows", "n_features", "data_rms", "n_classes", "class_names", "feature_names")
-# Settings that change a run's length, not its numbers: a resume may change them.
-LENGTH_SETTINGS = ("data.init_args.steps_per_epoch",)
 RUN_DIR = "LAB2_RUN_DIR"  # the run's folder, for the processes Lightning's DDP launcher starts
 
 
@@ -137,7 +135,7 @@ class LabCLI(LightningCLI):
             raise LabError(f"{command} measures a trained model: give --ckpt_path (last: the newest run's)")
         self.checkpoint_step, saved, hyper_parameters = (0, None, None) if ckpt is None else read_identity(Path(ckpt))
         if saved is not None and command != "predict":
-            check_identity(ckpt, saved, self.identity, "a resume may change only its length")
+            check_identity(ckpt, saved, self.identity, "a resume may change only trainer.max_steps")
         elif saved is not None:
             # The model is the checkpoint's. A factorisation fills in the matrix it was trained on: the same data.
             config.model = dict_to_namespace(
@@ -281,8 +279,6 @@ def identity(config: Namespace) -> dict[str, Any]:
     """The settings that decide a run's numbers: seed, precision, model, data (its file by content)."""
     data = config.data.as_dict()
     init = data.get("init_args", {})
-    for key in LENGTH_SETTINGS:
-        init.pop(key.rsplit(".", 1)[-1], None)
     if "path" in init:  # the file by its content: the same bytes moved elsewhere are the same data
         path = init.pop("path")
         source = packaged_iris() if path is None else Path(path)
@@ -322,7 +318,7 @@ def check_identity(ckpt: str, saved: dict[str, Any], current: dict[str, Any], ru
     for key in sorted(old.keys() | new.keys()):
         if old.get(key) != new.get(key):
             raise LabError(
-                f"--ckpt_path {ckpt}: {key} is {new.get(key)!r} here but {old.get(key)!r} in the run it continues; "
+                f"--ckpt_path {ckpt}: {key} is {new.get(key)!r} here but {old.get(key)!r} in the checkpoint's run; "
                 f"{rule}: use that run's settings, or start a new run"
             )
 
@@ -373,6 +369,7 @@ def quiet_lightning() -> None:
         r".*val_dataloader. but have no .validation_step",  # the factorisation has nothing to validate
         r"The dirpath has changed from",  # validate and predict write into a folder of their own
         r"Couldn.t infer the batch indices",  # predictions are numbered by their input lines
+        r"Total length of .* across ranks is zero",  # triples with nothing hidden: nothing to validate
         r"Experiment logs directory .* exists and is not empty",  # a resume: MemberBoard writes every point again
         r"Checkpoint directory .* exists and is not empty",  # a resume writes into its own run's folder
         r"LightningCLI's args parameter is intended",  # run() always hands LightningCLI its arguments

@@ -26,17 +26,20 @@ def factors(run_dir: Path) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return [(state[f"U.{k}"], state[f"V.{k}"]) for k in range(members)]
 
 
-def numpy_hard_impute(A: np.ndarray, M: np.ndarray, rank: int, iterations: int = 200, tol: float = 1e-6) -> np.ndarray:
-    """Iterative SVD imputation written directly: the dense filled matrix, NumPy's full SVD each round."""
+def numpy_hard_impute(
+    A: np.ndarray, M: np.ndarray, rank: int, iterations: int = 500, tol: float = 1e-4
+) -> tuple[np.ndarray, int]:
+    """Iterative SVD imputation written directly: the dense filled matrix, NumPy's full SVD each round; the
+    completed matrix and the rounds taken."""
     Z, previous = np.zeros_like(A), np.inf
-    for _ in range(iterations):
+    for rounds in range(iterations + 1):
         error = ((A - Z)[M] ** 2).sum()
-        if abs(previous - error) <= tol * error:
+        if rounds == iterations or abs(previous - error) <= tol * error:
             break
         previous = error
         U, S, Vt = np.linalg.svd(np.where(M, A, Z), full_matrices=False)
         Z = (U[:, :rank] * S[:rank]) @ Vt[:rank]
-    return Z
+    return Z, rounds
 
 
 def test_the_masked_fit_is_the_plain_masked_loop_bit_for_bit() -> None:
@@ -105,8 +108,13 @@ def test_hard_impute_is_the_direct_numpy_one() -> None:
     A = g.standard_normal((30, 3)) @ g.standard_normal((3, 12)) + 0.01 * g.standard_normal((30, 12))
     M = g.random(A.shape) > 0.3
     row, col = np.nonzero(M)
-    P, Q = hard_impute(torch.from_numpy(row), torch.from_numpy(col), torch.from_numpy(A[M]), A.shape, 3)
-    assert np.allclose((P @ Q.T).numpy(), numpy_hard_impute(A, M, 3), rtol=0, atol=1e-10)
+    for iterations, tol in ((500, 1e-4), (50, 1e-12)):  # settled; stopped by the cap
+        P, Q, rounds = hard_impute(
+            torch.from_numpy(row), torch.from_numpy(col), torch.from_numpy(A[M]), A.shape, 3, iterations, tol
+        )
+        Z, expected_rounds = numpy_hard_impute(A, M, 3, iterations, tol)
+        assert rounds == expected_rounds and (rounds < iterations) == (tol == 1e-4)
+        assert np.allclose((P @ Q.T).numpy(), Z, rtol=0, atol=1e-10)
 
 
 def test_the_references_on_the_hidden_entries() -> None:
@@ -119,7 +127,8 @@ def test_the_references_on_the_hidden_entries() -> None:
     truth = hidden.value.numpy()
     means = np.nanmean(A, axis=0)[hidden.col]  # 0 to rounding: the columns are centred by their observed means
     assert results["column_mean_rmse"] == pytest.approx(np.sqrt(np.mean((means - truth) ** 2)), rel=1e-12)
-    Z = numpy_hard_impute(np.nan_to_num(A), M, 2)
+    Z, rounds = numpy_hard_impute(np.nan_to_num(A), M, 2)
+    assert results["hard_impute_rounds"] == rounds < 500
     expected = np.sqrt(np.mean((Z[hidden.row, hidden.col] - truth) ** 2))
     assert results["hard_impute_rmse"] == pytest.approx(expected, rel=1e-9)
     U, V = factors(Path("lightning_logs/version_0"))[0]
@@ -195,3 +204,29 @@ def test_synthetic_entries_are_distinct_and_low_rank() -> None:
     expected = (signal_X @ signal_Y.T / 3**0.5)[e.row, e.col]
     assert torch.allclose(e.value, expected, atol=1e-12)
     assert dense.train_x.shape == (50, 30)
+
+
+def test_triples_with_nothing_hidden_have_no_hidden_rmse(tmp_path: Path) -> None:
+    """Without hidden entries there is nothing to validate: no RMSE is reported as the hidden entries'."""
+    g = np.random.default_rng(2)
+    row, col = np.nonzero(g.random((30, 8)) < 0.5)
+    np.savez(tmp_path / "A.npz", row=row, col=col, value=g.standard_normal(len(row)))
+    args = ("--data", "lab2_lightning.data.EntriesDataModule", "--data.path", str(tmp_path / "A.npz"))
+    results = fit("--config", "complete", *args, "--data.holdout", "0", "--trainer.max_steps", "100")
+    assert "hidden_rmse" not in results["runs"][0] and results["curves"]["val"] == []
+
+
+def test_no_observed_entry_and_nothing_to_fill_in_are_refused(fails: Callable[..., str], tmp_path: Path) -> None:
+    np.save(tmp_path / "empty.npy", np.full((5, 3), np.nan))
+    args = ("--data.path", str(tmp_path / "empty.npy"), "--data.label_column", "null", "--data.allow_missing", "true")
+    assert "nothing to factorise" in fails("fit", "--config", "complete", *args, "--data.holdout", "0", *QUIET)
+    fit("--config", "factorise", "--trainer.max_steps", "100")
+    line = fails("predict", "--config", "factorise", "--ckpt_path", "last", *QUIET)
+    assert "nothing to fill in" in line
+
+
+def test_a_resume_may_not_regroup_the_steps(fails: Callable[..., str]) -> None:
+    """The steps per Lightning epoch decide when validation measures the hidden entries: a resume keeps them."""
+    fit(*HIDE, "--trainer.max_steps", "100", "--data.steps_per_epoch", "50")
+    line = fails("fit", *HIDE, "--trainer.max_steps", "300", "--data.steps_per_epoch", "20", "--ckpt_path", "last")
+    assert "data.init_args.steps_per_epoch is 20 here but 50" in line

@@ -65,10 +65,11 @@ class Yardsticks(Callback):
         means = (means.index_add_(0, seen.col, seen.value) / counts).nan_to_num(0.0)
         imputed = {}
         for rank in set(pl_module.ranks):
-            P, Q = hard_impute(seen.row, seen.col, seen.value, (data.n_rows, data.n_features), rank)
-            imputed[rank] = rmse((P[hidden.row] * Q[hidden.col]).sum(dim=1), hidden.value)
+            P, Q, rounds = hard_impute(seen.row, seen.col, seen.value, (data.n_rows, data.n_features), rank)
+            imputed[rank] = {"hard_impute_rmse": rmse((P[hidden.row] * Q[hidden.col]).sum(dim=1), hidden.value),
+                             "hard_impute_rounds": rounds}  # fmt: skip
         column_mean = rmse(means[hidden.col], hidden.value)
-        return [{"column_mean_rmse": column_mean, "hard_impute_rmse": imputed[rank]} for rank in pl_module.ranks]
+        return [{"column_mean_rmse": column_mean, **imputed[rank]} for rank in pl_module.ranks]
 
     def eckart_young(self, A: torch.Tensor, pl_module: pl.LightningModule) -> list[dict[str, Any]]:
         optimum = {rank: svd_optimum(A, rank, self.svd) for rank in set(pl_module.ranks)}

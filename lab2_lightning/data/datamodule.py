@@ -80,7 +80,8 @@ def preprocessing_stats(x: torch.Tensor, preprocessing: Preprocessing) -> tuple[
 def check_columns(x: torch.Tensor, preprocessing: Preprocessing, names: list[str], where: str) -> None:
     """Refuse data that ``preprocessing`` turns into 0/0 or into nothing: a constant column divided by its spread
     (0, or a rounding error), or every column constant (centring leaves only zeros)."""
-    constant = [names[j] for j in (x == x[:1]).all(dim=0).nonzero().flatten().tolist()]
+    lowest, highest = x.nan_to_num(math.inf).amin(dim=0), x.nan_to_num(-math.inf).amax(dim=0)  # observed entries
+    constant = [names[j] for j in (lowest >= highest).nonzero().flatten().tolist()]
     if preprocessing == "none" or not constant:
         return
     if len(constant) == x.shape[1]:
@@ -90,6 +91,12 @@ def check_columns(x: torch.Tensor, preprocessing: Preprocessing, names: list[str
             f"{where}: feature column {', '.join(constant[:5])} is constant, and preprocessing {preprocessing} "
             "divides by its spread, 0; drop it or use data.preprocessing centre"
         )
+
+
+def check_observed(values: torch.Tensor, where: str) -> None:
+    """Refuse training data that is all zeros once normalised (no observed entry, or each column constant)."""
+    if not values.any():
+        raise LabError(f"{where}: no observed entry differs from its column's mean: there is nothing to factorise")
 
 
 class FullBatch:
@@ -169,6 +176,7 @@ class FullBatchDataModule(pl.LightningDataModule):
         for part in (self.train_x, self.val_x):
             part.sub_(self.shift).div_(self.scale)
         self.hidden.value = (self.hidden.value - self.shift[self.hidden.col]) / self.scale[self.hidden.col]
+        check_observed(self.train_x.nan_to_num(0.0), source)
 
     def prepare_entries(
         self,
@@ -195,6 +203,7 @@ class FullBatchDataModule(pl.LightningDataModule):
         self.scale = torch.ones_like(self.shift)
         entries.value = entries.value - self.shift[entries.col]
         self.hidden.value = self.hidden.value - self.shift[self.hidden.col]
+        check_observed(entries.value, source)
         self.entries = entries
 
     @property
@@ -286,7 +295,9 @@ class FullBatchDataModule(pl.LightningDataModule):
         those of the final weights."""
         if len(self.hidden):
             return [FullBatch(self.batches["hidden"])]
-        splits = ["train", "val"] if self.train_x is not None and len(self.val_x) else ["train"]
+        if self.entries is not None:
+            return []  # nothing hidden, and no rows to classify
+        splits = ["train", "val"] if len(self.val_x) else ["train"]
         return [FullBatch(self.batches[split]) for split in splits]
 
     def predict_dataloader(self) -> FullBatch:

@@ -150,6 +150,8 @@ class LowRankFactorisation(SeededModule):
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         """Each member's estimates (members x entries) of the entries the training did not see, in the data's own
         units."""
+        if not len(batch["row"]):
+            raise LabError(f"{batch['source']}: nothing to fill in: the training saw every entry (see data.holdout)")
         shift, scale = self.input_shift[batch["col"]], self.input_scale[batch["col"]]
         return torch.stack([estimates(U, V, batch) * scale + shift for U, V in zip(self.U, self.V, strict=True)])
 

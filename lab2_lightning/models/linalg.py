@@ -114,13 +114,15 @@ def hard_impute(
     value: torch.Tensor,
     shape: tuple[int, int],
     rank: int,
-    iterations: int = 200,
-    tol: float = 1e-6,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    iterations: int = 500,
+    tol: float = 1e-4,
+) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Iterative SVD imputation ("hard impute"): fill the missing entries with 0 (a centred column's observed
     mean), take the rank-``rank`` truncated SVD, fill the missing entries from it, and repeat until the summed
-    squared error on the observed entries changes by less than ``tol`` (relative) from one round to the next.
-    Returns factors ``P`` (rows x rank) and ``Q`` (columns x rank) with ``P Qᵀ`` the completed matrix.
+    squared error on the observed entries changes by less than ``tol`` (relative) from one round to the next, or
+    for ``iterations`` rounds. Returns factors ``P`` (rows x rank) and ``Q`` (columns x rank) with ``P Qᵀ`` the
+    completed matrix, and the rounds taken. (Run long, hard impute fits the observed entries ever more closely and
+    the missing ones worse: where it stops is part of the method.)
 
     The filled matrix ``X = P_Ω(A − P Qᵀ) + P Qᵀ`` is sparse plus low rank, and is never formed: its top singular
     vectors come from a block power iteration on products with ``X``, warm-started from the previous round's, so
@@ -134,16 +136,16 @@ def hard_impute(
     basis = torch.linalg.qr(torch.randn(n, width, generator=torch.Generator().manual_seed(0), dtype=value.dtype))[0]
     basis = basis.to(value.device)
     previous = math.inf
-    for _ in range(iterations):
+    for rounds in range(iterations + 1):
         residual = observed_matrix(row, col, value - (P[row] * Q[col]).sum(dim=1), shape)
         error = float(residual.values().square().sum())
-        if abs(previous - error) <= tol * error:
+        if rounds == iterations or abs(previous - error) <= tol * error:
             break
         previous = error
         left = torch.linalg.qr(filled_times(residual, P, Q, basis))[0]
         U, S, Vh = torch.linalg.svd(filled_times(residual.T, Q, P, left).T, full_matrices=False)  # leftᵀ X
         P, Q, basis = (left @ U[:, :rank]) * S[:rank], Vh[:rank].T, Vh.T
-    return P, Q
+    return P, Q, rounds
 
 
 def filled_times(residual: torch.Tensor, P: torch.Tensor, Q: torch.Tensor, M: torch.Tensor) -> torch.Tensor:

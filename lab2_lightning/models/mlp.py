@@ -105,11 +105,12 @@ class LabMLP(SeededModule):
         # The mean over the whole split, also when this process holds a share of its rows.
         return losses / batch["split_rows"] if self.hparams.reduction == "mean" else losses
 
-    def on_fit_start(self) -> None:
-        if self.trainer.datamodule.missing:
-            raise LabError("the MLP needs every feature of every row: data.allow_missing and data.holdout are for the "
-                           "factorisation")  # fmt: skip
-        super().on_fit_start()
+    def setup(self, stage: str) -> None:
+        if self.trainer.datamodule.missing:  # before the fit's first output
+            raise LabError(
+                "the MLP needs every feature of every row: data.allow_missing and data.holdout are for the "
+                "factorisation"
+            )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
         for member, logits in enumerate(self.logits(batch["x"])):
