@@ -107,10 +107,10 @@ def memory_section(quick: bool, repeats: int) -> None:
     from bench_reading import memory_rows
 
     print("### Peak memory of reading a matrix, above the interpreter's own\n")
-    print("| file | entries | peak (MB) | bytes per entry |")
+    print("| read | entries | peak (MB) | bytes per entry |")
     print("|---|---|---|---|")
     for row in memory_rows(quick):
-        print(f"| {row['file']} | {row['entries']:,} | {row['peak_mb']:.0f} | {row['bytes_per_entry']:.1f} |")
+        print(f"| {row['read']} | {row['entries']:,} | {row['peak_mb']:.0f} | {row['bytes_per_entry']:.1f} |")
 
 
 TRAIN_PEAK = """

@@ -50,7 +50,10 @@ class SeededModule(pl.LightningModule):
         # null: one member, seeded by the run's seed_everything, as the lab's single run is.
         self.seeds = list(seeds) if seeds is not None else [torch.initial_seed()]
         self.history = torch.empty(0, len(self.seeds))  # one row per gradient step: each member's loss
-        self._pending: list[torch.Tensor] = []  # this epoch's rows, still on the device
+        # This epoch's rows, still on the device, in one tensor made at the epoch's start: a small tensor kept per
+        # step would pin the freed memory around it (the heap cannot shrink past it), and a large matrix's run
+        # would grow by a copy of the matrix per step.
+        self._pending, self._filled = torch.empty(0), 0
         # The training data's normalisation, column by column, kept in the checkpoint: prediction takes raw
         # measurements to the model's scale, and estimates back to the data's.
         self.register_buffer("input_shift", torch.zeros(n_features))
@@ -86,8 +89,12 @@ class SeededModule(pl.LightningModule):
         averages the gradients: multiplying the summed loss by the number of processes keeps the lab's full-batch
         gradient."""
         losses = self.member_losses(batch)
-        self._pending.append(losses.detach())
         trainer = self.trainer
+        if batch_idx == 0 or self._filled == len(self._pending):
+            self.collect_losses()
+            self._pending = losses.new_empty(trainer.num_training_batches - batch_idx, len(losses))
+        self._pending[self._filled] = losses.detach()
+        self._filled += 1
         if batch_idx + 1 == trainer.num_training_batches or trainer.global_step + 1 == trainer.max_steps:
             self.collect_losses()  # once per epoch: one trip to the host, not one per step
             # For the progress bar and checkpoint monitors (the curves are MemberBoard's): the mean over members.
@@ -97,10 +104,9 @@ class SeededModule(pl.LightningModule):
     def collect_losses(self) -> None:
         """Move the pending steps' losses (summed over the DDP processes) into :attr:`history`; stop at the first
         one that is not finite, naming its step and member."""
-        if not self._pending:
+        if not self._filled:
             return
-        pending = torch.stack(self._pending)
-        self._pending = []
+        pending, self._filled = self._pending[: self._filled], 0
         if self.trainer.world_size > 1:
             pending = self.trainer.strategy.reduce(pending, reduce_op="sum")
         pending = pending.cpu().double()
