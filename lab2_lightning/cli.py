@@ -119,9 +119,8 @@ class LabCLI(LightningCLI):
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        """Parse; then find the checkpoint (``--ckpt_path last``), check that a resume keeps the run's identity, and
-        point the loggers and checkpoints at the run's folder. Before LightningCLI reads the checkpoint's model
-        settings, which would otherwise silently replace those given."""
+        """Parse; then find the checkpoint (``--ckpt_path last``), hold it to the run's identity (a resume keeps it;
+        a prediction takes the checkpoint's model), and point the loggers and checkpoints at the run's folder."""
         super().parse_arguments(parser, args)
         command = self.config.subcommand
         config = self.config[command]

@@ -241,7 +241,7 @@ def large_section(quick: bool, repeats: int) -> None:
     print("| machine state | wall time (s) | against quiet | GD above the SVD optimum |")
     print("|---|---|---|---|")
     for state, wall, gap in rows:
-        print(f"| {state} | {wall:.1f} | {wall / rows[0][1]:.2f}× | {100 * gap:.4f}% |")
+        print(f"| {state} | {wall:.1f} | {wall / rows[0][1]:.2f}× | {100 * max(gap, 0.0):.4f}% |")  # below: rounding
 
 
 SECTIONS: dict[str, Callable[[bool, int], None]] = {

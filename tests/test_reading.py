@@ -245,13 +245,16 @@ def test_other_bad_cells_are_refused_either_way(tmp_path: Path, text: str, messa
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_an_npy_matrix_is_its_memory_map(tmp_path: Path, dtype: type) -> None:
-    """A float32 or float64 .npy comes back memory-mapped, read-only, in its own dtype: no copy."""
+    """A float32 or float64 .npy comes back memory-mapped copy-on-write, in its own dtype: no copy, and writing to
+    it (the DataModule normalises in place) leaves the file as it was."""
     matrix = np.random.default_rng(0).standard_normal((50, 7)).astype(dtype)
     np.save(tmp_path / "m.npy", matrix)
     table = read_matrix(tmp_path / "m.npy")
     assert isinstance(table.features, np.memmap)
-    assert table.features.dtype == dtype and not table.features.flags.writeable
+    assert table.features.dtype == dtype and table.features.flags.writeable
     assert np.array_equal(table.features, matrix)
+    table.features[0, 0] += 1
+    assert np.array_equal(np.load(tmp_path / "m.npy"), matrix)
     assert np.array_equal(table.lines, np.arange(1, 51)) and table.lines.dtype == np.int64
 
 

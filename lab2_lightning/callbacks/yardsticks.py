@@ -55,7 +55,7 @@ class Yardsticks(Callback):
         if len(data.hidden):
             self.results = self.completion(data, pl_module)
         elif not data.missing:
-            self.results = self.eckart_young(data.train_x.to(pl_module.device, torch.float64), pl_module)
+            self.results = self.eckart_young(data.train_x.to(pl_module.device), pl_module)
 
     def completion(self, data: pl.LightningDataModule, pl_module: pl.LightningModule) -> list[dict[str, Any]]:
         seen, hidden = data.training_entries(), data.hidden
@@ -73,8 +73,8 @@ class Yardsticks(Callback):
 
     def eckart_young(self, A: torch.Tensor, pl_module: pl.LightningModule) -> list[dict[str, Any]]:
         optimum = {rank: svd_optimum(A, rank, self.svd) for rank in set(pl_module.ranks)}
-        scores = {rank: pca_scores(A, rank, optimum[rank][1]) for rank in optimum}
-        squared_norm = float(A.square().sum())
+        scores = {rank: pca_scores(A, rank, optimum[rank][1]).double() for rank in optimum}
+        squared_norm = float(torch.linalg.vector_norm(A, dtype=torch.float64)) ** 2
         results = []
         for U, rank in zip(pl_module.U, pl_module.ranks, strict=True):
             U = U.detach().double()

@@ -67,7 +67,7 @@ def hide(n_observed: int, fraction: float, seed: int) -> torch.Tensor:
 def preprocessing_stats(x: torch.Tensor, preprocessing: Preprocessing) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``(shift, scale)`` of ``preprocessing``: each column's mean over its observed entries (0 for ``none``, and
     for a column with none), and 1, the (unbiased) variance or the standard deviation."""
-    mean = torch.nanmean(x, dim=0).nan_to_num(0.0)  # on a complete matrix, bit for bit x.mean(dim=0)
+    mean = torch.nanmean(x, dim=0).nan_to_num(0.0) if x.isnan().any() else x.mean(dim=0)  # nanmean copies x
     scale = {
         "centre": torch.ones_like(mean),
         "divide_by_variance": x.var(dim=0),
@@ -80,7 +80,10 @@ def preprocessing_stats(x: torch.Tensor, preprocessing: Preprocessing) -> tuple[
 def check_columns(x: torch.Tensor, preprocessing: Preprocessing, names: list[str], where: str) -> None:
     """Refuse data that ``preprocessing`` turns into 0/0 or into nothing: a constant column divided by its spread
     (0, or a rounding error), or every column constant (centring leaves only zeros)."""
-    lowest, highest = x.nan_to_num(math.inf).amin(dim=0), x.nan_to_num(-math.inf).amax(dim=0)  # observed entries
+    if x.isnan().any():  # the observed entries' extremes
+        lowest, highest = x.nan_to_num(math.inf).amin(dim=0), x.nan_to_num(-math.inf).amax(dim=0)
+    else:
+        lowest, highest = x.aminmax(dim=0)
     constant = [names[j] for j in (lowest >= highest).nonzero().flatten().tolist()]
     if preprocessing == "none" or not constant:
         return
@@ -95,7 +98,7 @@ def check_columns(x: torch.Tensor, preprocessing: Preprocessing, names: list[str
 
 def check_observed(values: torch.Tensor, where: str) -> None:
     """Refuse training data that is all zeros once normalised (no observed entry, or each column constant)."""
-    if not values.any():
+    if not (values != 0).logical_and_(~values.isnan()).any():
         raise LabError(f"{where}: no observed entry differs from its column's mean: there is nothing to factorise")
 
 
@@ -176,7 +179,7 @@ class FullBatchDataModule(pl.LightningDataModule):
         for part in (self.train_x, self.val_x):
             part.sub_(self.shift).div_(self.scale)
         self.hidden.value = (self.hidden.value - self.shift[self.hidden.col]) / self.scale[self.hidden.col]
-        check_observed(self.train_x.nan_to_num(0.0), source)
+        check_observed(self.train_x, source)
 
     def prepare_entries(
         self,
@@ -246,8 +249,9 @@ class FullBatchDataModule(pl.LightningDataModule):
     @property
     def data_rms(self) -> float:
         """The root mean square of the training entries: the scale of the data, once normalised."""
-        values = self.entries.value if self.entries is not None else self.train_x
-        return float(values.square().nanmean().sqrt())
+        if self.missing:
+            return float(self.training_entries().value.square().mean().sqrt())
+        return float(torch.linalg.vector_norm(self.train_x) / math.sqrt(self.train_x.numel()))
 
     def setup(self, stage: str) -> None:
         """The data in the Trainer's precision, on its device, once: every step then reuses them."""

@@ -365,12 +365,13 @@ MATRIX_SUFFIXES = (".npy", ".pt")
 
 
 def read_matrix(path: str | Path, allow_missing: bool = False) -> Table:
-    """A 2-D numeric array from ``.npy`` (memory-mapped, no pickles) or ``.pt`` (a tensor, loaded with
+    """A 2-D numeric array from ``.npy`` (memory-mapped copy-on-write, no pickles) or ``.pt`` (a tensor, loaded with
     ``weights_only``). NaNs are missing entries: kept with ``allow_missing``, else refused; infinities are refused."""
     path = _regular_file(path)
     try:
         if path.suffix == ".npy":
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
+            # Copy-on-write: the DataModule normalises in place, and each page it writes replaces the file's page.
+            array = np.load(path, mmap_mode="c", allow_pickle=False)
         else:
             loaded = torch.load(path, map_location="cpu", weights_only=True)
             if not isinstance(loaded, torch.Tensor):

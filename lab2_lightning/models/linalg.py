@@ -56,17 +56,17 @@ def svd_optimum(A: torch.Tensor, rank: int, method: str = "auto") -> tuple[float
 
     ``exact`` takes every singular value (:func:`svd_optimum_loss`). ``randomized`` takes only the top ``rank``
     from ``torch.svd_lowrank`` (4 power iterations, 10 extra directions) and subtracts their squares from
-    ``||A||²``, in float64; on a large matrix that is a fraction of the time, and exact enough as long as the
-    spectrum has a gap after ``rank``. ``auto`` picks ``randomized`` for matrices whose smaller side exceeds 1000.
+    ``||A||²`` (summed in float64, the singular values found in A's own dtype, so that a float32 matrix is not
+    copied); on a large matrix that is a fraction of the time, and exact enough as long as the spectrum has a gap
+    after ``rank``. ``auto`` picks ``randomized`` for matrices whose smaller side exceeds 1000.
     """
     if method == "auto":
         method = "randomized" if min(A.shape) > 1000 and rank + 10 < min(A.shape) else "exact"
     if method == "exact":
         return svd_optimum_loss(A.to(torch.float64), rank), method
-    A64 = A.to(torch.float64)
-    _, S, _ = torch.svd_lowrank(A64, q=min(rank + 10, min(A.shape)), niter=4)
-    total = torch.linalg.vector_norm(A64) ** 2
-    return float(total - (S[:rank] ** 2).sum()), method
+    _, S, _ = torch.svd_lowrank(A, q=min(rank + 10, min(A.shape)), niter=4)  # in A's dtype: no copy of A
+    total = torch.linalg.vector_norm(A, dtype=torch.float64) ** 2
+    return float(total - (S[:rank].double() ** 2).sum()), method
 
 
 def largest_singular_value(A: torch.Tensor, iterations: int = 30) -> float:
