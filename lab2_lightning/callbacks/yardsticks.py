@@ -66,8 +66,8 @@ class Yardsticks(Callback):
         imputed = {}
         for rank in set(pl_module.ranks):
             P, Q, rounds = hard_impute(seen.row, seen.col, seen.value, (data.n_rows, data.n_features), rank)
-            imputed[rank] = {"hard_impute_rmse": rmse((P[hidden.row] * Q[hidden.col]).sum(dim=1), hidden.value),
-                             "hard_impute_rounds": rounds}  # fmt: skip
+            estimate = (P[hidden.row] * Q[hidden.col]).sum(dim=1)
+            imputed[rank] = {"hard_impute_rmse": rmse(estimate, hidden.value), "hard_impute_rounds": rounds}
         column_mean = rmse(means[hidden.col], hidden.value)
         return [{"column_mean_rmse": column_mean, **imputed[rank]} for rank in pl_module.ranks]
 

@@ -1,4 +1,5 @@
-"""Linear-algebra yardsticks for Exercise 1: the Eckart–Young optimum, PCA and how GD's U relates to it."""
+"""The linear algebra of Exercise 1: the Eckart–Young optimum, PCA and how GD's U relates to it, the step size of
+``lr auto``, and iterative SVD imputation of a matrix with missing entries."""
 
 from __future__ import annotations
 
