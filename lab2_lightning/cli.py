@@ -31,8 +31,16 @@ from lab2_lightning.configs import names as config_names
 from lab2_lightning.configs import path as config_path
 from lab2_lightning.data.reading import file_sha256, packaged_iris
 from lab2_lightning.errors import LabError
-from lab2_lightning.utils.atomic import write_json
-from lab2_lightning.utils.run_folder import VERSION, claim_new, hold, newest_last_checkpoint
+from lab2_lightning.utils.atomic import write_json, write_text
+from lab2_lightning.utils.run_folder import (
+    VERSION,
+    claim_new,
+    global_rank,
+    hold,
+    launch_marker,
+    newest_last_checkpoint,
+    wait_for_folder,
+)
 from lab2_lightning.utils.threads import auto_threads
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -53,6 +61,12 @@ class RunRecord(Callback):
 
     def __init__(self) -> None:
         self.identity: dict[str, Any] = {}
+        self.launch_marker: Path | None = None
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Every process has joined the run (the process group is up), so its folder's name has been read."""
+        if self.launch_marker is not None and trainer.is_global_zero:
+            self.launch_marker.unlink(missing_ok=True)
 
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
         checkpoint["run_identity"] = self.identity
@@ -180,13 +194,17 @@ class LabCLI(LightningCLI):
         except (ValueError, TypeError, RuntimeError) as error:
             raise LabError(f"--trainer: {error}") from None
 
-    @staticmethod
-    def run_folder(command: str, ckpt: str | None, parent: Path, version: str | int | None) -> Path:
+    def run_folder(self, command: str, ckpt: str | None, parent: Path, version: str | int | None) -> Path:
         """A resume's own folder (locked), or a new one claimed under ``parent``: ``version_N``, or the version
-        asked for. Lightning's DDP launcher starts the other processes with the same command: they take the folder
-        the first one claimed."""
+        asked for. The other processes of a DDP run take the folder the first one claimed: Lightning's launcher
+        starts them with it in the environment; under torchrun or SLURM, which start every process at once, the
+        first one leaves its folder's name in ``parent`` for the launch (:func:`~lab2_lightning.utils.run_folder.
+        launch_marker`)."""
+        marker = launch_marker(parent)
         if int(os.environ.get("LOCAL_RANK", 0)) > 0 and RUN_DIR in os.environ:
             return Path(os.environ[RUN_DIR])
+        if marker is not None and global_rank() > 0:
+            return wait_for_folder(marker)
         if command == "fit" and ckpt is not None and Path(ckpt).parent.name == "checkpoints":
             run_dir = Path(ckpt).parent.parent
             if not hold(run_dir):
@@ -195,6 +213,9 @@ class LabCLI(LightningCLI):
             run_dir = claim_new(parent, f"version_{version}" if isinstance(version, int) else version)
             hold(run_dir)  # a resume of it while it runs is refused
         os.environ[RUN_DIR] = str(run_dir)
+        if marker is not None:
+            write_text(marker, str(run_dir))
+            self.run_record.launch_marker = marker
         return run_dir
 
     def fit(self, model: LightningModule, **kwargs: Any) -> None:
@@ -369,6 +390,7 @@ def quiet_lightning() -> None:
         r"The dirpath has changed from",  # validate and predict write into a folder of their own
         r"Couldn.t infer the batch indices",  # predictions are numbered by their input lines
         r"Total length of .* across ranks is zero",  # triples with nothing hidden: nothing to validate
+        r"It is recommended to use .self.log\(.*sync_dist=True",  # the bar's values come from synced metrics
         r"Experiment logs directory .* exists and is not empty",  # a resume: MemberBoard writes every point again
         r"Checkpoint directory .* exists and is not empty",  # a resume writes into its own run's folder
         r"LightningCLI's args parameter is intended",  # run() always hands LightningCLI its arguments

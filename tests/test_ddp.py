@@ -67,3 +67,22 @@ def test_ddp_shares_a_sparse_matrix_entries_with_the_numbers_of_one_process(tmp_
     for a, b in zip(two["runs"], one["runs"], strict=True):
         for key in ("gd_loss", "hidden_rmse", "lr", "column_mean_rmse", "hard_impute_rmse"):
             assert a[key] == pytest.approx(b[key], rel=1e-9), key
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="DDP on CPU with gloo, as tested on Linux")
+def test_torchrun_starts_every_process_in_one_run_folder(tmp_path: Path) -> None:
+    """Under torchrun every process starts at once: the first claims the run's folder and names it for the others
+    (and removes that note once all have joined); the numbers are one process's."""
+    command = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "lab2_lightning"]
+    done = subprocess.run(
+        [sys.executable, *command, *SPARSE, *DDP], cwd=tmp_path, env=subprocess_env(), capture_output=True,
+        text=True, timeout=TIMEOUT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "lightning_logs").iterdir()) == ["version_0"]
+    two = json.loads((tmp_path / "lightning_logs/version_0/results.json").read_text())
+    with working_directory(tmp_path / "one"):
+        one = fit(*SPARSE[1:])
+    for a, b in zip(two["runs"], one["runs"], strict=True):
+        assert a["gd_loss"] == pytest.approx(b["gd_loss"], rel=1e-9)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import time
 from pathlib import Path
 
 from lab2_lightning.errors import LabError
@@ -69,3 +70,30 @@ def newest_last_checkpoint(parent: Path) -> Path:
     if not found:
         raise LabError(f"--ckpt_path last: no run under {parent} has a last.ckpt to continue")
     return max(found, key=lambda p: p.stat().st_mtime_ns)
+
+
+def global_rank() -> int:
+    """This process's rank in a torchrun or SLURM launch (0 outside one)."""
+    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", 0)))
+
+
+def launch_marker(parent: Path) -> Path | None:
+    """Where the first process of a torchrun or SLURM launch of several processes names its run's folder for the
+    others: a file in ``parent`` named after the launch (torchrun's rendezvous id, unique with ``--standalone``;
+    SLURM's job and step). None outside such a launch."""
+    if int(os.environ.get("WORLD_SIZE", os.environ.get("SLURM_NTASKS", 1))) < 2:
+        return None
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID", "none")
+    if run_id == "none" and "SLURM_JOB_ID" in os.environ:
+        run_id = f"slurm_{os.environ['SLURM_JOB_ID']}_{os.environ.get('SLURM_STEP_ID', 0)}"
+    return None if run_id == "none" else parent / f".launch_{run_id}"
+
+
+def wait_for_folder(marker: Path, timeout: float = 300.0) -> Path:
+    """The folder the first process of the launch named in ``marker``, once it has."""
+    deadline = time.monotonic() + timeout
+    while not marker.is_file():
+        if time.monotonic() > deadline:
+            raise LabError(f"{marker}: the launch's first process named no run folder in {timeout:.0f} s")
+        time.sleep(0.1)
+    return Path(marker.read_text())
