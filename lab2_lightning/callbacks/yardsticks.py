@@ -13,7 +13,9 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from lab2_lightning.data.datamodule import column_means
 from lab2_lightning.errors import LabError
+from lab2_lightning.models.factorisation import estimates
 from lab2_lightning.models.linalg import hard_impute, linear_map_residual, pca_scores, principal_angles, svd_optimum
 
 # A relative gap is meaningless where the optimum is zero to rounding (the rank reaches the data's own): below this
@@ -60,15 +62,12 @@ class Yardsticks(Callback):
     def completion(self, data: pl.LightningDataModule, pl_module: pl.LightningModule) -> list[dict[str, Any]]:
         seen, hidden = data.training_entries(), data.hidden
         seen, hidden = (e.to(pl_module.device, torch.float64) for e in (seen, hidden))
-        counts = torch.bincount(seen.col, minlength=data.n_features)
-        means = torch.zeros(data.n_features, dtype=torch.float64, device=seen.value.device)
-        means = (means.index_add_(0, seen.col, seen.value) / counts).nan_to_num(0.0)
         imputed = {}
         for rank in set(pl_module.ranks):
             P, Q, rounds = hard_impute(seen.row, seen.col, seen.value, (data.n_rows, data.n_features), rank)
-            estimate = (P[hidden.row] * Q[hidden.col]).sum(dim=1)
+            estimate = estimates(P, Q, hidden.batch())
             imputed[rank] = {"hard_impute_rmse": rmse(estimate, hidden.value), "hard_impute_rounds": rounds}
-        column_mean = rmse(means[hidden.col], hidden.value)
+        column_mean = rmse(column_means(seen, data.n_features)[hidden.col], hidden.value)
         return [{"column_mean_rmse": column_mean, **imputed[rank]} for rank in pl_module.ranks]
 
     def eckart_young(self, A: torch.Tensor, pl_module: pl.LightningModule) -> list[dict[str, Any]]:

@@ -56,6 +56,13 @@ class Entries:
         return Entries(torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long), torch.empty(0, dtype=dtype))
 
 
+def column_means(entries: Entries, n_columns: int) -> torch.Tensor:
+    """Each column's mean over its entries (0 for a column with none)."""
+    counts = torch.bincount(entries.col, minlength=n_columns)
+    sums = torch.zeros(n_columns, dtype=entries.value.dtype, device=entries.value.device)
+    return (sums.index_add_(0, entries.col, entries.value) / counts).nan_to_num(0.0)
+
+
 def hide(n_observed: int, fraction: float, seed: int) -> torch.Tensor:
     """Which of ``n_observed`` entries (their positions) to hide: a seeded ``fraction`` of them, in ascending order."""
     count = round(fraction * n_observed)
@@ -198,11 +205,8 @@ class FullBatchDataModule(pl.LightningDataModule):
             hidden = torch.zeros(len(entries), dtype=torch.bool)
             hidden[hide(len(entries), holdout, split_seed)] = True
             self.hidden, entries = entries.select(hidden), entries.select(~hidden)
-        self.shift = torch.zeros(shape[1], dtype=entries.value.dtype)
-        if preprocessing == "centre":
-            counts = torch.bincount(entries.col, minlength=shape[1])
-            sums = torch.zeros_like(self.shift).index_add_(0, entries.col, entries.value)
-            self.shift = (sums / counts).nan_to_num(0.0)  # a column with no observed entry: 0
+        self.shift = column_means(entries, shape[1]) if preprocessing == "centre" else torch.zeros(shape[1])
+        self.shift = self.shift.to(entries.value.dtype)
         self.scale = torch.ones_like(self.shift)
         entries.value = entries.value - self.shift[entries.col]
         self.hidden.value = self.hidden.value - self.shift[self.hidden.col]
