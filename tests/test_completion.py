@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import QUIET, fit, iris_centred, plain_factors
+from conftest import QUIET, fit, iris_centred, lab2, plain_factors
 
 from lab2_lightning.data import EntriesDataModule, SyntheticDataModule, TableDataModule
 from lab2_lightning.models.factorisation import summed_squared_error
@@ -153,8 +153,6 @@ def test_predict_fills_in_the_hidden_entries(tmp_path: Path) -> None:
     U Vᵀ plus the column's observed mean."""
     results = fit(*HIDE)["runs"][0]
     out = tmp_path / "filled.csv"
-    from conftest import lab2
-
     lab2("predict", *HIDE, "--ckpt_path", "last", "--prediction.output", str(out), *QUIET)
     rows = list(csv.DictReader(out.open()))
     data = TableDataModule(holdout=0.2)
@@ -230,3 +228,20 @@ def test_a_resume_may_not_regroup_the_steps(fails: Callable[..., str]) -> None:
     fit(*HIDE, "--trainer.max_steps", "100", "--data.steps_per_epoch", "50")
     line = fails("fit", *HIDE, "--trainer.max_steps", "300", "--data.steps_per_epoch", "20", "--ckpt_path", "last")
     assert "data.init_args.steps_per_epoch is 20 here but 50" in line
+
+
+def test_a_gap_in_a_csv_is_refused_until_allowed(fails: Callable[..., str], tmp_path: Path) -> None:
+    """Through the CLI: an empty cell is one error line (exit 2) naming its line, column and the option; with the
+    option, the cell is a missing entry that predict fills in."""
+    rows = [line.split(",")[:4] for line in Path(TableDataModule().source).read_text().split()]
+    rows[2][1] = ""
+    path = tmp_path / "gaps.csv"
+    path.write_text("\n".join(",".join(row) for row in rows) + "\n")
+    args = ("--config", "complete", "--data.path", str(path), "--data.holdout", "0", *QUIET)
+    line = fails("fit", *args)
+    assert f"{path}, line 3, column 2: empty cell" in line and "--data.allow_missing true" in line
+    fit(*args[:-2], "--data.allow_missing", "true", "--trainer.max_steps", "100")
+    out = tmp_path / "filled.csv"
+    lab2("predict", *args, "--data.allow_missing", "true", "--ckpt_path", "last", "--prediction.output", str(out))
+    filled = list(csv.DictReader(out.open()))
+    assert [(row["row"], row["column"]) for row in filled] == [("2", "1")]
