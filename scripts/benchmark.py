@@ -7,11 +7,13 @@
 - ``reading``: reading CSV files of several shapes, against ``pandas.read_csv`` (scripts/bench_reading.py).
 - ``memory``: peak memory of reading a matrix, per entry (scripts/bench_reading.py).
 - ``training_memory``: peak memory of a fit on a float32 matrix file, after 10 and 50 steps, in float32 and float64.
+- ``ddp_memory``: the peak private memory of each process of a fit on a float32 matrix file, on one process and on
+  two (Lightning's DDP on CPU).
 - ``completion``: one gradient step of the factorisation on a sparse matrix's entries, in Lightning against a
   plain PyTorch loop on the same entries, and the held-out RMSE beside column means and iterative SVD imputation.
 - ``large``: ``lab2 fit --config large``, quiet and beside one CPU-bound process, and how close it ends to the optimum.
 
-    python scripts/benchmark.py [--sections lab,reading,memory,completion,large] [--repeats 3] [--quick]
+    python scripts/benchmark.py [--sections lab,reading,...] [--repeats 3] [--quick]    # every section by default
 """
 
 from __future__ import annotations
@@ -155,6 +157,57 @@ def training_memory_section(quick: bool, repeats: int) -> None:
                 print(f"| {precision} | {steps} | {training_peak_mb(Path(work), args):.0f} |")
 
 
+PROCESS_PEAK = """
+import os, sys, threading, time
+from pathlib import Path
+peak = 0  # the most private (anonymous) memory this process has held: a memory-mapped file's pages are shared
+
+
+def watch() -> None:
+    global peak
+    while True:
+        status = Path("/proc/self/status").read_text()
+        peak = max(peak, int(status.split("RssAnon:")[1].split()[0]))
+        time.sleep(0.01)
+
+
+threading.Thread(target=watch, daemon=True).start()
+from lab2_lightning.main import main
+try:
+    main(sys.argv[1:])
+finally:
+    print("process", os.environ.get("LOCAL_RANK", "0"), "peak_anon_kb", peak, flush=True)
+"""
+
+
+def ddp_memory_section(quick: bool, repeats: int) -> None:
+    """What each process holds under DDP: the first the whole matrix (its yardsticks need it), the others their
+    share, read from the memory-mapped file."""
+    import numpy as np
+
+    rows, cols = (4_000, 500) if quick else (20_000, 2_000)
+    with tempfile.TemporaryDirectory() as work:
+        path, script = Path(work) / "A.npy", Path(work) / "peak.py"
+        np.save(path, np.random.default_rng(0).standard_normal((rows, cols), dtype=np.float32))
+        script.write_text(PROCESS_PEAK)  # a file: Lightning's launcher starts the other processes with it
+        size = path.stat().st_size / 2**20
+        print(f"### Peak private memory per process, fit on a float32 {rows:,} × {cols:,} .npy ({size:.0f} MB)\n")
+        print("| processes | process | peak private memory (MB) |")
+        print("|---|---|---|")
+        for devices in (1, 2):
+            args = [
+                "fit", "--config", "large", "--data", "lab2_lightning.data.TableDataModule", "--data.path", str(path),
+                "--data.label_column", "null", "--trainer.max_steps", "10", "--data.steps_per_epoch", "10",
+                "--trainer.logger", "false", "--trainer.enable_progress_bar", "false", "--trainer.accelerator", "cpu",
+                "--trainer.devices", str(devices), *(["--trainer.strategy", "ddp"] if devices > 1 else []),
+            ]  # fmt: skip
+            done = subprocess.run([sys.executable, str(script), *args], cwd=work, check=True, capture_output=True,
+                                  text=True)  # fmt: skip
+            peaks = sorted(line.split()[1:4:2] for line in done.stdout.splitlines() if line.startswith("process "))
+            for process, kb in peaks:
+                print(f"| {devices} | {process} | {int(kb) / 1024:.0f} |")
+
+
 def completion_section(quick: bool, repeats: int) -> None:
     """A factorisation of a sparse matrix's observed entries: the step in Lightning against the plain loop, both
     from the same start with the same step size, and what each method recovers of the hidden entries."""
@@ -249,6 +302,7 @@ SECTIONS: dict[str, Callable[[bool, int], None]] = {
     "reading": reading_section,
     "memory": memory_section,
     "training_memory": training_memory_section,
+    "ddp_memory": ddp_memory_section,
     "completion": completion_section,
     "large": large_section,
 }

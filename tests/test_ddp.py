@@ -9,9 +9,16 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
+import torch
 from conftest import QUIET, fit, plain_factors, subprocess_env, summed_squared_error, working_directory
+from lightning.pytorch.utilities import rank_zero_only
+
+from lab2_lightning.data import SyntheticDataModule, TableDataModule
+from lab2_lightning.data.datamodule import FullBatchDataModule
 
 TIMEOUT = 75  # a quiet 2-core machine takes about 22 s, most of it starting the two processes
 COMMAND = ["fit", "--config", "factorise", "--model.seeds", "[0,1]", "--trainer.max_steps", "200"]
@@ -86,3 +93,52 @@ def test_torchrun_starts_every_process_in_one_run_folder(tmp_path: Path) -> None
         one = fit(*SPARSE[1:])
     for a, b in zip(two["runs"], one["runs"], strict=True):
         assert a["gd_loss"] == pytest.approx(b["gd_loss"], rel=1e-9)
+
+
+def as_process(data: FullBatchDataModule, rank: int, world: int) -> FullBatchDataModule:
+    """``data`` set up as process ``rank`` of ``world`` would set it up (what setup reads of the Trainer)."""
+    data.trainer = SimpleNamespace(
+        global_rank=rank, world_size=world, is_global_zero=rank == 0, precision="64-true",
+        strategy=SimpleNamespace(root_device=torch.device("cpu")), max_steps=10,
+    )  # fmt: skip
+    data.setup("fit")
+    return data
+
+
+@pytest.mark.parametrize(("gaps", "holdout"), [(0.0, 0.0), (0.05, 0.2)])
+def test_a_process_other_than_the_first_holds_only_its_share(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gaps: float, holdout: float
+) -> None:
+    """The second of two processes normalises only its half of the rows, straight from the memory-mapped file,
+    bit for bit as the first process's whole matrix has them (hidden entries included), and keeps nothing else."""
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((301, 7)).astype(np.float32)
+    A[rng.random(A.shape) < gaps] = np.nan
+    np.save(tmp_path / "A.npy", A)
+    options = {"path": str(tmp_path / "A.npy"), "label_column": None, "allow_missing": True, "holdout": holdout}
+    first = as_process(TableDataModule(**options), 0, 2)
+    monkeypatch.setattr(rank_zero_only, "rank", 1)  # what Lightning's launcher says to the process it starts
+    second = TableDataModule(**options)
+    assert second.train_x is None  # nothing normalised before setup
+    for name in ("shift", "scale"):
+        assert torch.equal(getattr(second, name), getattr(first, name))
+    assert (second.data_rms, second.n_observed) == (first.data_rms, first.n_observed)
+    as_process(second, 1, 2)
+    assert second.features is None and second.train_x.shape == (151, 7)
+    assert torch.equal(second.train_x.isnan(), first.train_x[150:].isnan())
+    assert torch.equal(second.train_x.nan_to_num(), first.train_x[150:].nan_to_num())
+    assert second.train_x.untyped_storage().nbytes() == 151 * 7 * 4  # its own half, not a view of a whole
+    hidden = first.hidden.select(slice(len(first.hidden) // 2, None))
+    assert torch.equal(second.hidden.row, hidden.row) and torch.equal(second.hidden.value, hidden.value)
+    half = first.train_x[150:]
+    assert torch.equal(second.batches["train"]["x"].nan_to_num(), half.double().nan_to_num())
+
+
+def test_a_process_other_than_the_first_keeps_only_its_share_of_the_entries() -> None:
+    """Triples: the second process keeps its half of the training and of the hidden entries, as copies."""
+    options = {"rows": 60, "cols": 20, "rank": 2, "entries": 500, "holdout": 0.1}
+    first = SyntheticDataModule(**options)
+    second = as_process(SyntheticDataModule(**options), 1, 2)
+    assert len(second.entries) == 450 - 225 and len(second.hidden) == 25
+    assert torch.equal(second.entries.value, first.entries.value[225:])
+    assert second.entries.value.untyped_storage().nbytes() == 225 * 8

@@ -18,6 +18,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from jsonargparse.typing import NonNegativeInt, PositiveInt, restricted_number_type
+from lightning.pytorch.utilities import rank_zero_only
 
 from lab2_lightning.data.reading import IRIS_FEATURES, LabelColumn, packaged_iris, read_data
 from lab2_lightning.errors import LabError
@@ -45,6 +46,9 @@ class Entries:
     def select(self, chosen: torch.Tensor | slice) -> Entries:
         return Entries(self.row[chosen], self.col[chosen], self.value[chosen])
 
+    def clone(self) -> Entries:
+        return Entries(self.row.clone(), self.col.clone(), self.value.clone())
+
     def to(self, device: torch.device, dtype: torch.dtype) -> Entries:
         return Entries(self.row.to(device), self.col.to(device), self.value.to(device, dtype))
 
@@ -71,10 +75,34 @@ def hide(n_observed: int, fraction: float, seed: int) -> torch.Tensor:
     return torch.randperm(n_observed, generator=torch.Generator().manual_seed(seed))[:count].sort().values
 
 
+ENTRIES_AT_ONCE = 1 << 16  # how many of a matrix's entries a pass over it copies at a time
+
+
+def row_chunks(x: torch.Tensor, rows: torch.Tensor) -> Iterator[torch.Tensor]:
+    """``x[rows]``, a few rows at a time (copies): a pass over a memory-mapped matrix that never copies it whole."""
+    step = max(1, ENTRIES_AT_ONCE // max(1, x.shape[1]))
+    return (x[rows[start : start + step]] for start in range(0, len(rows), step))
+
+
+def observed_sums(
+    x: torch.Tensor, rows: torch.Tensor, shift: torch.Tensor | float = 0.0, scale: torch.Tensor | float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per column of ``(x[rows] - shift) / scale``: how many entries are observed (not NaN), their sum and their
+    sum of squares (float64)."""
+    counts = torch.zeros(x.shape[1], dtype=torch.long)
+    sums, squares = torch.zeros(x.shape[1], dtype=torch.float64), torch.zeros(x.shape[1], dtype=torch.float64)
+    for chunk in row_chunks(x, rows):
+        counts += (~chunk.isnan()).sum(dim=0)
+        chunk = chunk.sub_(shift).div_(scale).nan_to_num_(0.0).double()
+        sums += chunk.sum(dim=0)
+        squares += chunk.square_().sum(dim=0)
+    return counts, sums, squares
+
+
 def preprocessing_stats(x: torch.Tensor, preprocessing: Preprocessing) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``(shift, scale)`` of ``preprocessing``: each column's mean over its observed entries (0 for ``none``, and
-    for a column with none), and 1, the (unbiased) variance or the standard deviation."""
-    mean = torch.nanmean(x, dim=0).nan_to_num(0.0) if x.isnan().any() else x.mean(dim=0)  # nanmean copies x
+    """The ``(shift, scale)`` of ``preprocessing`` for a complete matrix: each column's mean (0 for ``none``) and 1,
+    its (unbiased) variance or its standard deviation."""
+    mean = x.mean(dim=0)
     scale = {
         "centre": torch.ones_like(mean),
         "divide_by_variance": x.var(dim=0),
@@ -85,12 +113,9 @@ def preprocessing_stats(x: torch.Tensor, preprocessing: Preprocessing) -> tuple[
 
 
 def check_columns(x: torch.Tensor, preprocessing: Preprocessing, names: list[str], where: str) -> None:
-    """Refuse data that ``preprocessing`` turns into 0/0 or into nothing: a constant column divided by its spread
-    (0, or a rounding error), or every column constant (centring leaves only zeros)."""
-    if x.isnan().any():  # the observed entries' extremes
-        lowest, highest = x.nan_to_num(math.inf).amin(dim=0), x.nan_to_num(-math.inf).amax(dim=0)
-    else:
-        lowest, highest = x.aminmax(dim=0)
+    """Refuse a complete matrix that ``preprocessing`` turns into 0/0 or into nothing: a constant column divided by
+    its spread (0, or a rounding error), or every column constant (centring leaves only zeros)."""
+    lowest, highest = x.aminmax(dim=0)
     constant = [names[j] for j in (lowest >= highest).nonzero().flatten().tolist()]
     if preprocessing == "none" or not constant:
         return
@@ -103,10 +128,11 @@ def check_columns(x: torch.Tensor, preprocessing: Preprocessing, names: list[str
         )
 
 
-def check_observed(values: torch.Tensor, where: str) -> None:
-    """Refuse training data that is all zeros once normalised (no observed entry, or each column constant)."""
-    if not (values != 0).logical_and_(~values.isnan()).any():
+def root_mean_square(squares: float, count: int, where: str) -> float:
+    """The scale of the training entries once normalised; refused if they are all zero: nothing to factorise."""
+    if not squares > 0:
         raise LabError(f"{where}: no observed entry differs from its column's mean: there is nothing to factorise")
+    return math.sqrt(squares / count)
 
 
 class FullBatch:
@@ -130,12 +156,17 @@ class FullBatchDataModule(pl.LightningDataModule):
     A dense batch is a dict: ``x`` (the rows' features, in the Trainer's precision, on its device), ``y`` (class
     ids, -1 without labels), ``rows`` (a slice: the rows' positions in their split, so the factorisation can pick
     its rows of U), ``split_rows`` (the split's size) and, when entries are missing, ``observed`` (a mask of ``x``)
-    and ``observed_x`` (``x[observed]``). An entries batch has ``row``, ``col`` and ``value``. Under DDP each process
-    gets a contiguous share of the rows, or of the entries.
+    and ``observed_x`` (``x[observed]``). An entries batch has ``row``, ``col`` and ``value``.
+
+    Under DDP each process trains on a contiguous share of the training rows, or of the entries, and holds only
+    that share: the first process alone holds the whole training matrix (``train_x`` or ``entries``), which its
+    yardsticks and ``lr auto`` need. The others normalise their share straight from the file's array in
+    :meth:`setup` (a memory-mapped ``.npy`` is then never copied whole), or keep their share of the triples.
     """
 
-    train_x: torch.Tensor | None = None  # dense: the training rows, NaN where an entry is missing or hidden
-    entries: Entries | None = None  # triples: the training entries
+    train_x: torch.Tensor | None = None  # dense: the training rows held, NaN where an entry is missing or hidden
+    entries: Entries | None = None  # triples: the training entries held
+    held = slice(None)  # which of the training rows (or entries) this process holds: all, or its share
 
     def prepare(
         self,
@@ -150,43 +181,73 @@ class FullBatchDataModule(pl.LightningDataModule):
         steps_per_epoch: int,
         holdout: float = 0.0,
     ) -> None:
-        """Split the rows, hide entries, normalise. Done in ``__init__``, not ``setup``, so that the sizes exist when
-        the CLI links them into the model's arguments. The matrix keeps its file's dtype (float32 stays float32)
-        and is copied once."""
-        n = len(features)
+        """Split the rows, hide entries, compute the statistics, and normalise the training rows on the first
+        process (the others wait for :meth:`setup` and their share). Done in ``__init__``, not ``setup``, so that
+        the sizes exist when the CLI links them into the model's arguments. The matrix keeps its file's dtype
+        (float32 stays float32)."""
+        n, cols = features.shape
         if val_size >= n:
             raise LabError(f"data.val_size must be below the number of rows, {n}; got {val_size}")
         self.source, self.feature_names, self.steps_per_epoch = source, feature_names, steps_per_epoch
         self.class_names = sorted(set(labels)) if labels is not None else []
         ids = {name: k for k, name in enumerate(self.class_names)}
         y = torch.tensor([ids[label] for label in labels] if labels is not None else [-1] * n)
-        x = torch.from_numpy(np.require(features, requirements=["W", "C"]))  # a memory-mapped file is copied here
-        train = torch.arange(n)
-        if val_size:
-            # np.random.RandomState(seed).permutation is what the lab's df.sample(frac=1, random_state=seed) draws.
-            order = torch.from_numpy(np.random.RandomState(split_seed).permutation(n))
-            train, val = order[: n - val_size], order[n - val_size :]
-            self.train_x, self.train_y, self.val_x, self.val_y = x[train], y[train], x[val], y[val]
-        else:
-            self.train_x, self.train_y, self.val_x, self.val_y = x, y, x[:0], y[:0]
-        self.missing = bool(self.train_x.isnan().any()) or holdout > 0
-        self.hidden = Entries.none(x.dtype)
+        x = torch.from_numpy(np.require(features, requirements=["W", "C"]))  # a memory map stays one
+        # np.random.RandomState(seed).permutation is what the lab's df.sample(frac=1, random_state=seed) draws.
+        order = torch.from_numpy(np.random.RandomState(split_seed).permutation(n)) if val_size else torch.arange(n)
+        train, val = order[: n - val_size], order[n - val_size :]
+        self.features, self.train_rows, self.shape, self.dense = x, train, (len(train), cols), True
+        self.train_y, self.val_y = y[train], y[val]
+        counts, sums, _ = observed_sums(x, torch.arange(n) if stats_rows == "all" else train)
+        gaps = int(counts.sum()) < (n if stats_rows == "all" else len(train)) * cols
+        self.missing = gaps or holdout > 0
         if self.missing and preprocessing not in ("centre", "none"):
             raise LabError(f"data.preprocessing {preprocessing} needs every entry; with missing ones, centre or none")
-        if holdout:
-            observed = (~self.train_x.isnan()).flatten().nonzero().flatten()
-            flat = observed[hide(len(observed), holdout, split_seed)]
-            row, col = flat // x.shape[1], flat % x.shape[1]
-            self.hidden = Entries(row, col, self.train_x[row, col])
-            self.train_x[row, col] = x[train[row], col] = math.nan  # unseen by training and by the statistics
-        stats_from = x if stats_rows == "all" else self.train_x
-        names = feature_names or [f"x{j + 1}" for j in range(x.shape[1])]
-        check_columns(stats_from, preprocessing, names, source)
-        self.shift, self.scale = preprocessing_stats(stats_from, preprocessing)
-        for part in (self.train_x, self.val_x):
-            part.sub_(self.shift).div_(self.scale)
+        self.hidden = self.hide(holdout, split_seed, gaps)
+        if self.missing:  # each column's mean over its observed entries, the hidden ones left out
+            counts -= torch.bincount(self.hidden.col, minlength=cols)
+            sums -= torch.zeros(cols, dtype=torch.float64).index_add_(0, self.hidden.col, self.hidden.value.double())
+            mean = (sums / counts).nan_to_num(0.0).to(x.dtype)
+            self.shift = mean if preprocessing == "centre" else torch.zeros_like(mean)
+            self.scale = torch.ones_like(mean)
+        else:
+            stats_from = x if stats_rows == "all" else x[train]
+            check_columns(stats_from, preprocessing, feature_names or [f"x{j + 1}" for j in range(cols)], source)
+            self.shift, self.scale = preprocessing_stats(stats_from, preprocessing)
         self.hidden.value = (self.hidden.value - self.shift[self.hidden.col]) / self.scale[self.hidden.col]
-        check_observed(self.train_x, source)
+        counts, _, squares = observed_sums(x, train, self.shift, self.scale)
+        self.n_observed = int(counts.sum()) - len(self.hidden)
+        squares = float(squares.sum() - self.hidden.value.double().square().sum())
+        self.data_rms = root_mean_square(squares, self.n_observed, source)
+        self.n_entries, self.n_hidden = len(train) * cols, len(self.hidden)
+        self.val_x = x[val].sub_(self.shift).div_(self.scale)
+        if rank_zero_only.rank == 0:
+            self.train_x = self.normalised_rows(slice(None))
+
+    def hide(self, holdout: float, split_seed: int, gaps: bool) -> Entries:
+        """The training split's hidden entries, by row (in the split), column and value as read."""
+        if not holdout:
+            return Entries.none(self.features.dtype)
+        cols, rows = self.shape[1], self.train_rows
+        if not gaps:
+            chosen = hide(len(rows) * cols, holdout, split_seed)
+        else:  # the chosen ones among the observed entries, by their place in the split
+            step = max(1, ENTRIES_AT_ONCE // cols)
+            observed = torch.cat([(~chunk.isnan()).flatten().nonzero().flatten() + k * step * cols
+                                  for k, chunk in enumerate(row_chunks(self.features, rows))])  # fmt: skip
+            chosen = observed[hide(len(observed), holdout, split_seed)]
+        row, col = chosen // cols, chosen % cols
+        return Entries(row, col, self.features[rows[row], col])
+
+    def normalised_rows(self, rows: slice) -> torch.Tensor:
+        """The training rows ``rows``, normalised, NaN where an entry is hidden: a copy of the file's rows, except
+        that all of them, in the file's order, are normalised in place (a memory map copies on write)."""
+        index = self.train_rows[rows]
+        x = self.features if len(index) == len(self.features) else self.features[index]  # all: in the file's order
+        first = rows.start or 0
+        lo, hi = torch.searchsorted(self.hidden.row, torch.tensor([first, first + len(index)])).tolist()
+        x[self.hidden.row[lo:hi] - first, self.hidden.col[lo:hi]] = math.nan
+        return x.sub_(self.shift).div_(self.scale)
 
     def prepare_entries(
         self,
@@ -200,7 +261,7 @@ class FullBatchDataModule(pl.LightningDataModule):
     ) -> None:
         """Hide entries and centre the rest by their columns' observed means, as :meth:`prepare` does densely."""
         self.source, self.feature_names, self.steps_per_epoch, self.class_names = source, None, steps_per_epoch, []
-        self.shape, self.missing, self.hidden = shape, True, Entries.none(entries.value.dtype)
+        self.shape, self.dense, self.missing, self.hidden = shape, False, True, Entries.none(entries.value.dtype)
         if holdout:
             hidden = torch.zeros(len(entries), dtype=torch.bool)
             hidden[hide(len(entries), holdout, split_seed)] = True
@@ -210,66 +271,70 @@ class FullBatchDataModule(pl.LightningDataModule):
         self.scale = torch.ones_like(self.shift)
         entries.value = entries.value - self.shift[entries.col]
         self.hidden.value = self.hidden.value - self.shift[self.hidden.col]
-        check_observed(entries.value, source)
+        self.n_entries = self.n_observed = len(entries)
+        self.n_hidden = len(self.hidden)
+        self.data_rms = root_mean_square(float(entries.value.double().square().sum()), len(entries), source)
         self.entries = entries
 
     @property
     def n_rows(self) -> int:
-        return self.shape[0] if self.entries is not None else len(self.train_x)
+        return self.shape[0]
 
     @property
     def n_features(self) -> int:
-        return self.shape[1] if self.entries is not None else self.train_x.shape[1]
+        return self.shape[1]
 
     @property
     def n_classes(self) -> int:
         return len(self.class_names)
 
-    @property
-    def n_entries(self) -> int:
-        """The entries held for training: every one of a dense matrix, the listed ones of triples."""
-        return len(self.entries) if self.entries is not None else self.train_x.numel()
-
-    @property
-    def n_observed(self) -> int:
-        """The training entries: what the factorisation's loss sums over."""
-        return len(self.entries) if self.entries is not None else int((~self.train_x.isnan()).sum())
-
     def training_entries(self) -> Entries:
-        """The entries the factorisation trains on, as triples."""
-        if self.entries is not None:
+        """The entries the factorisation trains on, as triples (all of them on the first process)."""
+        if not self.dense:
             return self.entries
         row, col = (~self.train_x.isnan()).nonzero().unbind(dim=1)
         return Entries(row, col, self.train_x[row, col])
 
     def training_matrix(self) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
         """The training matrix, dense, or sparse (zero where nothing is observed) with the observed entries'
-        rows and columns."""
+        rows and columns (the first process's)."""
         if not self.missing:
             return self.train_x, None
         seen = self.training_entries()
-        return observed_matrix(seen.row, seen.col, seen.value, (self.n_rows, self.n_features)), (seen.row, seen.col)
-
-    @property
-    def data_rms(self) -> float:
-        """The root mean square of the training entries: the scale of the data, once normalised."""
-        if self.missing:
-            return float(self.training_entries().value.square().mean().sqrt())
-        return float(torch.linalg.vector_norm(self.train_x) / math.sqrt(self.train_x.numel()))
+        return observed_matrix(seen.row, seen.col, seen.value, self.shape), (seen.row, seen.col)
 
     def setup(self, stage: str) -> None:
-        """The data in the Trainer's precision, on its device, once: every step then reuses them."""
+        """Hold only this process's share (see the class), and put it in the Trainer's precision, on its device,
+        once: every step then reuses it."""
         dtype = torch.float64 if str(self.trainer.precision).startswith("64") else torch.float32
         device = self.trainer.strategy.root_device
-        self.batches = {"hidden": self._share_entries(self.hidden.to(device, dtype))}
-        if self.entries is not None:
-            self.batches["train"] = self._share_entries(self.entries.to(device, dtype))
+        share = self._share(self.n_rows if self.dense else self.n_entries)
+        if not self.trainer.is_global_zero and self.held != share:
+            self.hold(share)
+        mine = slice(None) if self.held == share else share
+        hidden = self.hidden if self.held == share else self.hidden.select(self._share(self.n_hidden))
+        self.batches = {"hidden": hidden.to(device, dtype).batch()}
+        if not self.dense:
+            self.batches["train"] = self.entries.select(mine).to(device, dtype).batch()
         else:
-            for split, x, y in (("train", self.train_x, self.train_y), ("val", self.val_x, self.val_y)):
-                self.batches[split] = self._share_rows(x.to(device, dtype), y.to(device))
+            x, y = self.train_x[mine].to(device, dtype), self.train_y[share].to(device)
+            self.batches["train"] = self._rows(x, y, share, self.n_rows)
+            val = self._share(len(self.val_x))
+            x, y = self.val_x[val].to(device, dtype), self.val_y[val].to(device)
+            self.batches["val"] = self._rows(x, y, val, len(self.val_x))
         for batch in self.batches.values():
             if (batch["value"] if "value" in batch else batch["x"]).isinf().any():  # NaN: a missing entry
                 raise LabError(f"{self.source}: values do not fit in {dtype} once normalised (too large)")
+
+    def hold(self, share: slice) -> None:
+        """Keep only ``share`` of the training rows (or entries), and of the hidden entries; drop the rest."""
+        if self.dense:
+            self.train_x = self.normalised_rows(share) if self.train_x is None else self.train_x[share].clone()
+            self.features = None
+        else:
+            self.entries = self.entries.select(share).clone()
+        self.hidden = self.hidden.select(self._share(self.n_hidden)).clone()
+        self.held = share
 
     def _share(self, n: int) -> slice:
         """This process's contiguous share of ``n`` rows or entries (all of them on one device)."""
@@ -278,15 +343,11 @@ class FullBatchDataModule(pl.LightningDataModule):
             raise LabError(f"{n} rows or entries cannot be shared between {world} processes: use fewer devices")
         return slice(n * rank // world, n * (rank + 1) // world)
 
-    def _share_entries(self, entries: Entries) -> Batch:
-        return entries.select(self._share(len(entries))).batch()
-
-    def _share_rows(self, x: torch.Tensor, y: torch.Tensor) -> Batch:
-        rows = self._share(len(x))
-        batch = {"x": x[rows], "y": y[rows], "rows": rows, "split_rows": len(x)}
+    def _rows(self, x: torch.Tensor, y: torch.Tensor, rows: slice, split_rows: int) -> Batch:
+        batch = {"x": x, "y": y, "rows": rows, "split_rows": split_rows}
         if self.missing:
-            observed = ~batch["x"].isnan()
-            batch |= {"observed": observed, "observed_x": batch["x"][observed]}
+            observed = ~x.isnan()
+            batch |= {"observed": observed, "observed_x": x[observed]}
         return batch
 
     def train_dataloader(self) -> FullBatch:
@@ -301,9 +362,9 @@ class FullBatchDataModule(pl.LightningDataModule):
         """The hidden entries, if any (the factorisation's validation); else loader 0 measures the training rows and
         loader 1 the validation rows (if any): after each epoch, both with the same weights, so the last numbers are
         those of the final weights."""
-        if len(self.hidden):
+        if self.n_hidden:
             return [FullBatch(self.batches["hidden"])]
-        if self.entries is not None:
+        if not self.dense:
             return []  # nothing hidden, and no rows to classify
         splits = ["train", "val"] if len(self.val_x) else ["train"]
         return [FullBatch(self.batches[split]) for split in splits]
@@ -311,7 +372,7 @@ class FullBatchDataModule(pl.LightningDataModule):
     def predict_dataloader(self) -> FullBatch:
         """The entries a factorisation fills in: those training did not see (missing, or hidden), by their row and
         column in the matrix it factorised."""
-        if self.entries is not None:
+        if not self.dense:
             row, col = self.hidden.row, self.hidden.col
         else:
             row, col = self.train_x.isnan().nonzero().unbind(dim=1)
