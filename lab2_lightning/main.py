@@ -1,9 +1,10 @@
 """The entry point of ``lab2``, ``python -m lab2_lightning`` and ``scripts/train.py``: the one error boundary.
 
 Everything a user can get wrong ends here as one ``error:`` line and exit status 2: our :class:`LabError`,
-jsonargparse's verdict on an option, Lightning's ``MisconfigurationException``, and the operating system's
-``OSError`` (no space, no permission). Ctrl-C and SIGTERM end a run with one line and status 130 or 143; the last
-checkpoint is kept, so the same command continues. Anything else is a bug and keeps its traceback.
+jsonargparse's verdict on an option, Lightning's ``MisconfigurationException``, the operating system's
+``OSError`` (no space, no permission), and memory running out (a matrix or rank too large for the machine).
+Ctrl-C and SIGTERM end a run with one line and status 130 or 143; the last checkpoint is kept, so the same command
+continues. Anything else is a bug and keeps its traceback.
 
 This module imports neither torch nor Lightning, so the signals are caught before the seconds those imports take.
 """
@@ -60,11 +61,18 @@ def user_error(error: BaseException) -> str | None:
             return " ".join(str(error).split())
         if isinstance(error, ArgumentError):
             return option_error(str(error))
+        if isinstance(error, MemoryError) or (isinstance(error, RuntimeError) and OUT_OF_MEMORY.search(str(error))):
+            asked = re.search(r"allocate (\d+) bytes", str(error))
+            size = f" ({int(asked[1]) / 2**30:,.1f} GiB asked for at once)" if asked else ""
+            return f"out of memory{size}: use a smaller matrix or rank, fewer seeds, or a machine with more memory"
         if isinstance(error, OSError) and error.strerror:
             return f"{error.filename}: {error.strerror}" if error.filename else error.strerror
         error = error.__cause__ or error.__context__
     return None
 
+
+# How PyTorch's allocators say that memory ran out (a RuntimeError; on CUDA its subclass OutOfMemoryError).
+OUT_OF_MEMORY = re.compile(r"can't allocate memory|not enough memory|out of memory", re.IGNORECASE)
 
 # jsonargparse's headings around the innermost complaint, one per level of a nested option.
 _HEADINGS = ("Does not validate", "Subtypes:", "Errors:", "Problem with given class_path", "Given value")

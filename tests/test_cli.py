@@ -263,6 +263,17 @@ def test_a_bad_trainer_option_is_one_line(fails: Callable[..., str], tmp_path: P
     assert not any((tmp_path / "lightning_logs").iterdir())
 
 
+def test_a_matrix_too_large_for_memory_is_one_line(fails: Callable[..., str], tmp_path: Path) -> None:
+    """A shape whose U cannot be allocated (petabytes: beyond any address space) ends in one line, not the
+    allocator's traceback."""
+    (tmp_path / "t.csv").write_text("row,col,value\n0,0,1\n1,1,2\n2,0,3\n3,1,5\n")
+    line = fails(
+        "fit", "--config", "complete", "--data", "lab2_lightning.data.EntriesDataModule", "--data.path", "t.csv",
+        "--data.shape", "[1000000000000000, 5]", *QUIET,
+    )  # fmt: skip
+    assert line.startswith("error: out of memory (") and "GiB asked for at once" in line
+
+
 def test_a_run_that_trains_nothing_is_refused_and_leaves_no_folder(fails: Callable[..., str], tmp_path: Path) -> None:
     """limit_train_batches 0 trains nothing: one line, and its new folder is removed (nothing in it to keep)."""
     assert "nothing was trained" in fails("fit", "--config", "mlp", "--trainer.limit_train_batches", "0", *QUIET)
