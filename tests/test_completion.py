@@ -245,3 +245,14 @@ def test_a_gap_in_a_csv_is_refused_until_allowed(fails: Callable[..., str], tmp_
     lab2("predict", *args, "--data.allow_missing", "true", "--ckpt_path", "last", "--prediction.output", str(out))
     filled = list(csv.DictReader(out.open()))
     assert [(row["row"], row["column"]) for row in filled] == [("2", "1")]
+
+
+def test_gaps_in_the_validation_rows_only_leave_the_training_matrix_complete(tmp_path: Path) -> None:
+    """Entries missing only in rows held out for validation: the training matrix is complete (so the SVD
+    yardsticks apply), and the column means come from the observed entries of every row."""
+    A = np.random.default_rng(0).standard_normal((60, 6))
+    A[np.random.RandomState(0).permutation(60)[-1]] = np.nan  # the split's last validation row
+    np.save(tmp_path / "A.npy", A)
+    data = TableDataModule(str(tmp_path / "A.npy"), label_column=None, allow_missing=True, val_size=32)
+    assert not data.missing and not data.train_x.isnan().any()
+    assert torch.allclose(data.shift, torch.from_numpy(np.nanmean(A, axis=0)), rtol=1e-14, atol=1e-15)

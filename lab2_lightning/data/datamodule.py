@@ -78,10 +78,11 @@ def hide(n_observed: int, fraction: float, seed: int) -> torch.Tensor:
 ENTRIES_AT_ONCE = 1 << 16  # how many of a matrix's entries a pass over it copies at a time
 
 
-def row_chunks(x: torch.Tensor, rows: torch.Tensor) -> Iterator[torch.Tensor]:
-    """``x[rows]``, a few rows at a time (copies): a pass over a memory-mapped matrix that never copies it whole."""
+def row_chunks(x: torch.Tensor, rows: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
+    """``x[rows]``, a few rows at a time (copies), each with its first row's place in ``rows``: a pass over a
+    memory-mapped matrix that never copies it whole."""
     step = max(1, ENTRIES_AT_ONCE // max(1, x.shape[1]))
-    return (x[rows[start : start + step]] for start in range(0, len(rows), step))
+    return ((start, x[rows[start : start + step]]) for start in range(0, len(rows), step))
 
 
 def observed_sums(
@@ -91,7 +92,7 @@ def observed_sums(
     sum of squares (float64)."""
     counts = torch.zeros(x.shape[1], dtype=torch.long)
     sums, squares = torch.zeros(x.shape[1], dtype=torch.float64), torch.zeros(x.shape[1], dtype=torch.float64)
-    for chunk in row_chunks(x, rows):
+    for _, chunk in row_chunks(x, rows):
         counts += (~chunk.isnan()).sum(dim=0)
         chunk = chunk.sub_(shift).div_(scale).nan_to_num_(0.0).double()
         sums += chunk.sum(dim=0)
@@ -198,22 +199,24 @@ class FullBatchDataModule(pl.LightningDataModule):
         train, val = order[: n - val_size], order[n - val_size :]
         self.features, self.train_rows, self.shape, self.dense = x, train, (len(train), cols), True
         self.train_y, self.val_y = y[train], y[val]
-        counts, sums, _ = observed_sums(x, torch.arange(n) if stats_rows == "all" else train)
-        gaps = int(counts.sum()) < (n if stats_rows == "all" else len(train)) * cols
-        self.missing = gaps or holdout > 0
-        if self.missing and preprocessing not in ("centre", "none"):
+        stats_from = torch.arange(n) if stats_rows == "all" else train
+        counts, sums, _ = observed_sums(x, stats_from)
+        gaps = int(counts.sum()) < len(stats_from) * cols  # where the statistics come from
+        train_gaps = gaps and (stats_rows == "train" or int(observed_sums(x, train)[0].sum()) < len(train) * cols)
+        self.missing = train_gaps or holdout > 0
+        if (gaps or self.missing) and preprocessing not in ("centre", "none"):
             raise LabError(f"data.preprocessing {preprocessing} needs every entry; with missing ones, centre or none")
-        self.hidden = self.hide(holdout, split_seed, gaps)
-        if self.missing:  # each column's mean over its observed entries, the hidden ones left out
+        self.hidden = self.hide(holdout, split_seed, train_gaps)
+        if gaps or self.missing:  # each column's mean over its observed entries, the hidden ones left out
             counts -= torch.bincount(self.hidden.col, minlength=cols)
             sums -= torch.zeros(cols, dtype=torch.float64).index_add_(0, self.hidden.col, self.hidden.value.double())
             mean = (sums / counts).nan_to_num(0.0).to(x.dtype)
             self.shift = mean if preprocessing == "centre" else torch.zeros_like(mean)
             self.scale = torch.ones_like(mean)
         else:
-            stats_from = x if stats_rows == "all" else x[train]
-            check_columns(stats_from, preprocessing, feature_names or [f"x{j + 1}" for j in range(cols)], source)
-            self.shift, self.scale = preprocessing_stats(stats_from, preprocessing)
+            complete = x if stats_rows == "all" else x[train]
+            check_columns(complete, preprocessing, feature_names or [f"x{j + 1}" for j in range(cols)], source)
+            self.shift, self.scale = preprocessing_stats(complete, preprocessing)
         self.hidden.value = (self.hidden.value - self.shift[self.hidden.col]) / self.scale[self.hidden.col]
         counts, _, squares = observed_sums(x, train, self.shift, self.scale)
         self.n_observed = int(counts.sum()) - len(self.hidden)
@@ -225,16 +228,16 @@ class FullBatchDataModule(pl.LightningDataModule):
             self.train_x = self.normalised_rows(slice(None))
 
     def hide(self, holdout: float, split_seed: int, gaps: bool) -> Entries:
-        """The training split's hidden entries, by row (in the split), column and value as read."""
+        """The training split's hidden entries, chosen among its observed ones, by row (in the split), column and
+        value as read."""
         if not holdout:
             return Entries.none(self.features.dtype)
         cols, rows = self.shape[1], self.train_rows
         if not gaps:
             chosen = hide(len(rows) * cols, holdout, split_seed)
         else:  # the chosen ones among the observed entries, by their place in the split
-            step = max(1, ENTRIES_AT_ONCE // cols)
-            observed = torch.cat([(~chunk.isnan()).flatten().nonzero().flatten() + k * step * cols
-                                  for k, chunk in enumerate(row_chunks(self.features, rows))])  # fmt: skip
+            observed = torch.cat([(~chunk.isnan()).flatten().nonzero().flatten() + start * cols
+                                  for start, chunk in row_chunks(self.features, rows)])  # fmt: skip
             chosen = observed[hide(len(observed), holdout, split_seed)]
         row, col = chosen // cols, chosen % cols
         return Entries(row, col, self.features[rows[row], col])

@@ -106,7 +106,8 @@ class LabMLP(SeededModule):
         return losses / batch["split_rows"] if self.hparams.reduction == "mean" else losses
 
     def setup(self, stage: str) -> None:
-        if self.trainer.datamodule.missing:  # before the fit's first output
+        data = self.trainer.datamodule
+        if data.missing or data.val_x.isnan().any():  # before the fit's first output
             raise LabError(
                 "the MLP needs every feature of every row: data.allow_missing and data.holdout are for the "
                 "factorisation"
