@@ -49,6 +49,10 @@ def _stop(signum: int, frame: FrameType | None) -> None:
     raise Stopped(signum)
 
 
+# How PyTorch's allocators say that memory ran out (a RuntimeError; on CUDA its subclass OutOfMemoryError).
+OUT_OF_MEMORY = re.compile(r"can't allocate memory|not enough memory|out of memory", re.IGNORECASE)
+
+
 def user_error(error: BaseException) -> str | None:
     """The one-line message of a user's error (looking through the causes jsonargparse and Lightning wrap around
     it), or ``None`` for a bug."""
@@ -70,9 +74,6 @@ def user_error(error: BaseException) -> str | None:
         error = error.__cause__ or error.__context__
     return None
 
-
-# How PyTorch's allocators say that memory ran out (a RuntimeError; on CUDA its subclass OutOfMemoryError).
-OUT_OF_MEMORY = re.compile(r"can't allocate memory|not enough memory|out of memory", re.IGNORECASE)
 
 # jsonargparse's headings around the innermost complaint, one per level of a nested option.
 _HEADINGS = ("Does not validate", "Subtypes:", "Errors:", "Problem with given class_path", "Given value")
