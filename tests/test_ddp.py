@@ -132,6 +132,8 @@ def test_a_process_other_than_the_first_holds_only_its_share(
     assert torch.equal(second.hidden.row, hidden.row) and torch.equal(second.hidden.value, hidden.value)
     half = first.train_x[150:]
     assert torch.equal(second.batches["train"]["x"].nan_to_num(), half.double().nan_to_num())
+    fill, its_fill = first.predict_dataloader().batch, second.predict_dataloader().batch  # numbered in the whole
+    assert torch.equal(its_fill["row"], fill["row"][fill["row"] >= 150])
 
 
 def test_a_process_other_than_the_first_keeps_only_its_share_of_the_entries() -> None:

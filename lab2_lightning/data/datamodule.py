@@ -374,11 +374,12 @@ class FullBatchDataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> FullBatch:
         """The entries a factorisation fills in: those training did not see (missing, or hidden), by their row and
-        column in the matrix it factorised."""
+        column in the matrix it factorised (those of the rows or entries this process holds)."""
         if not self.dense:
             row, col = self.hidden.row, self.hidden.col
         else:
             row, col = self.train_x.isnan().nonzero().unbind(dim=1)
+            row += self.held.start or 0
         return FullBatch({"row": row, "col": col, "source": self.source})
 
     def transfer_batch_to_device(self, batch: Batch, device: torch.device, dataloader_idx: int) -> Batch:
