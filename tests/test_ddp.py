@@ -19,6 +19,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from lab2_lightning.data import SyntheticDataModule, TableDataModule
 from lab2_lightning.data.datamodule import FullBatchDataModule
+from lab2_lightning.errors import LabError
 
 TIMEOUT = 75  # a quiet 2-core machine takes about 22 s, most of it starting the two processes
 COMMAND = ["fit", "--config", "factorise", "--model.seeds", "[0,1]", "--trainer.max_steps", "200"]
@@ -105,35 +106,41 @@ def as_process(data: FullBatchDataModule, rank: int, world: int) -> FullBatchDat
     return data
 
 
-@pytest.mark.parametrize(("gaps", "holdout"), [(0.0, 0.0), (0.05, 0.2)])
+@pytest.mark.parametrize(("gaps", "holdout", "val_size"), [(0.0, 0.0, 0), (0.05, 0.2, 0), (0.05, 0.2, 41)])
 def test_a_process_other_than_the_first_holds_only_its_share(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gaps: float, holdout: float
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gaps: float, holdout: float, val_size: int
 ) -> None:
-    """The second of two processes normalises only its half of the rows, straight from the memory-mapped file,
-    bit for bit as the first process's whole matrix has them (hidden entries included), and keeps nothing else."""
+    """The second of two processes normalises only its half of the training rows, straight from the memory-mapped
+    file, bit for bit as the first process's whole matrix has them (hidden entries included), and keeps nothing
+    else; predict numbers its rows in the whole matrix."""
     rng = np.random.default_rng(0)
     A = rng.standard_normal((301, 7)).astype(np.float32)
     A[rng.random(A.shape) < gaps] = np.nan
     np.save(tmp_path / "A.npy", A)
-    options = {"path": str(tmp_path / "A.npy"), "label_column": None, "allow_missing": True, "holdout": holdout}
+    options = {"path": str(tmp_path / "A.npy"), "label_column": None, "allow_missing": True, "holdout": holdout,
+               "val_size": val_size}  # fmt: skip
     first = as_process(TableDataModule(**options), 0, 2)
     monkeypatch.setattr(rank_zero_only, "rank", 1)  # what Lightning's launcher says to the process it starts
     second = TableDataModule(**options)
     assert second.train_x is None  # nothing normalised before setup
     for name in ("shift", "scale"):
         assert torch.equal(getattr(second, name), getattr(first, name))
-    assert (second.data_rms, second.n_observed) == (first.data_rms, first.n_observed)
     as_process(second, 1, 2)
-    assert second.features is None and second.train_x.shape == (151, 7)
-    assert torch.equal(second.train_x.isnan(), first.train_x[150:].isnan())
-    assert torch.equal(second.train_x.nan_to_num(), first.train_x[150:].nan_to_num())
-    assert second.train_x.untyped_storage().nbytes() == 151 * 7 * 4  # its own half, not a view of a whole
+    n = first.n_rows
+    half = first.train_x[n // 2 :]
+    assert second.features is None and second.train_x.shape == half.shape
+    assert torch.equal(second.train_x.isnan(), half.isnan())
+    assert torch.equal(second.train_x.nan_to_num(), half.nan_to_num())
+    assert second.train_x.untyped_storage().nbytes() == half.numel() * 4  # its own half, not a view of a whole
+    assert torch.equal(second.batches["train"]["x"].nan_to_num(), half.double().nan_to_num())
     hidden = first.hidden.select(slice(len(first.hidden) // 2, None))
     assert torch.equal(second.hidden.row, hidden.row) and torch.equal(second.hidden.value, hidden.value)
-    half = first.train_x[150:]
-    assert torch.equal(second.batches["train"]["x"].nan_to_num(), half.double().nan_to_num())
-    fill, its_fill = first.predict_dataloader().batch, second.predict_dataloader().batch  # numbered in the whole
-    assert torch.equal(its_fill["row"], fill["row"][fill["row"] >= 150])
+    fill, its_fill = first.predict_dataloader().batch, second.predict_dataloader().batch
+    assert torch.equal(its_fill["row"], fill["row"][fill["row"] >= n // 2])
+    alone = as_process(TableDataModule(**options), 0, 1)  # a stray LOCAL_RANK=1 around a one-process run
+    assert torch.equal(alone.train_x.nan_to_num(), first.train_x.nan_to_num())
+    with pytest.raises(LabError, match="holds one process's share"):
+        as_process(second, 1, 3)  # reused by a Trainer of another size
 
 
 def test_a_process_other_than_the_first_keeps_only_its_share_of_the_entries() -> None:

@@ -162,12 +162,17 @@ class FullBatchDataModule(pl.LightningDataModule):
     Under DDP each process trains on a contiguous share of the training rows, or of the entries, and holds only
     that share: the first process alone holds the whole training matrix (``train_x`` or ``entries``), which its
     yardsticks and ``lr auto`` need. The others normalise their share straight from the file's array in
-    :meth:`setup` (a memory-mapped ``.npy`` is then never copied whole), or keep their share of the triples.
+    :meth:`setup`, or keep their share of the triples; the statistics are a pass over the array a few rows at a
+    time, so a memory-mapped ``.npy`` is never copied whole by them (with ``stats_rows train`` a complete matrix's
+    training rows are, once, for their variance).
     """
 
     train_x: torch.Tensor | None = None  # dense: the training rows held, NaN where an entry is missing or hidden
     entries: Entries | None = None  # triples: the training entries held
     held = slice(None)  # which of the training rows (or entries) this process holds: all, or its share
+    # Also set by prepare: dense (the layout), features (the file's array, until the rows held are normalised),
+    # train_rows (the training rows' places in it), and of the whole training split, whatever this process holds:
+    # n_entries (rows x columns, or the triples listed), n_observed (what the loss sums over), n_hidden, data_rms.
 
     def prepare(
         self,
@@ -199,14 +204,16 @@ class FullBatchDataModule(pl.LightningDataModule):
         train, val = order[: n - val_size], order[n - val_size :]
         self.features, self.train_rows, self.shape, self.dense = x, train, (len(train), cols), True
         self.train_y, self.val_y = y[train], y[val]
-        stats_from = torch.arange(n) if stats_rows == "all" else train
-        counts, sums, _ = observed_sums(x, stats_from)
-        gaps = int(counts.sum()) < len(stats_from) * cols  # where the statistics come from
-        train_gaps = gaps and (stats_rows == "train" or int(observed_sums(x, train)[0].sum()) < len(train) * cols)
+        counts, sums, _ = observed_sums(x, train)
+        train_gaps = int(counts.sum()) < len(train) * cols
+        if stats_rows == "all":  # the validation rows' entries count too
+            more = observed_sums(x, val)
+            counts, sums = counts + more[0], sums + more[1]
+        gaps = int(counts.sum()) < (n if stats_rows == "all" else len(train)) * cols  # where the statistics come from
         self.missing = train_gaps or holdout > 0
         if (gaps or self.missing) and preprocessing not in ("centre", "none"):
             raise LabError(f"data.preprocessing {preprocessing} needs every entry; with missing ones, centre or none")
-        self.hidden = self.hide(holdout, split_seed, train_gaps)
+        self.hidden = self.hidden_entries(holdout, split_seed, train_gaps)
         if gaps or self.missing:  # each column's mean over its observed entries, the hidden ones left out
             counts -= torch.bincount(self.hidden.col, minlength=cols)
             sums -= torch.zeros(cols, dtype=torch.float64).index_add_(0, self.hidden.col, self.hidden.value.double())
@@ -224,10 +231,10 @@ class FullBatchDataModule(pl.LightningDataModule):
         self.data_rms = root_mean_square(squares, self.n_observed, source)
         self.n_entries, self.n_hidden = len(train) * cols, len(self.hidden)
         self.val_x = x[val].sub_(self.shift).div_(self.scale)
-        if rank_zero_only.rank == 0:
-            self.train_x = self.normalised_rows(slice(None))
+        if rank_zero_only.rank == 0:  # as Lightning's launchers number the processes they start
+            self.train_x, self.features = self.normalised_rows(slice(None)), None
 
-    def hide(self, holdout: float, split_seed: int, gaps: bool) -> Entries:
+    def hidden_entries(self, holdout: float, split_seed: int, gaps: bool) -> Entries:
         """The training split's hidden entries, chosen among its observed ones, by row (in the split), column and
         value as read."""
         if not holdout:
@@ -292,7 +299,8 @@ class FullBatchDataModule(pl.LightningDataModule):
         return len(self.class_names)
 
     def training_entries(self) -> Entries:
-        """The entries the factorisation trains on, as triples (all of them on the first process)."""
+        """The entries the factorisation trains on, as triples: on the first process, all of them (elsewhere, those of
+        its share, numbered within it)."""
         if not self.dense:
             return self.entries
         row, col = (~self.train_x.isnan()).nonzero().unbind(dim=1)
@@ -312,8 +320,9 @@ class FullBatchDataModule(pl.LightningDataModule):
         dtype = torch.float64 if str(self.trainer.precision).startswith("64") else torch.float32
         device = self.trainer.strategy.root_device
         share = self._share(self.n_rows if self.dense else self.n_entries)
-        if not self.trainer.is_global_zero and self.held != share:
-            self.hold(share)
+        keep = slice(None) if self.trainer.is_global_zero else share
+        if self.held != keep or (self.dense and self.train_x is None):
+            self.hold(keep)
         mine = slice(None) if self.held == share else share
         hidden = self.hidden if self.held == share else self.hidden.select(self._share(self.n_hidden))
         self.batches = {"hidden": hidden.to(device, dtype).batch()}
@@ -329,15 +338,19 @@ class FullBatchDataModule(pl.LightningDataModule):
             if (batch["value"] if "value" in batch else batch["x"]).isinf().any():  # NaN: a missing entry
                 raise LabError(f"{self.source}: values do not fit in {dtype} once normalised (too large)")
 
-    def hold(self, share: slice) -> None:
-        """Keep only ``share`` of the training rows (or entries), and of the hidden entries; drop the rest."""
+    def hold(self, rows: slice) -> None:
+        """Keep ``rows`` of the training rows (or entries): all of them, or this process's share, with its share of
+        the hidden entries; drop the rest, and the file's array."""
+        if self.held != slice(None):
+            raise LabError("this DataModule holds one process's share of the data: make a new one for another Trainer")
         if self.dense:
-            self.train_x = self.normalised_rows(share) if self.train_x is None else self.train_x[share].clone()
+            self.train_x = self.normalised_rows(rows) if self.train_x is None else self.train_x[rows].clone()
             self.features = None
         else:
-            self.entries = self.entries.select(share).clone()
-        self.hidden = self.hidden.select(self._share(self.n_hidden)).clone()
-        self.held = share
+            self.entries = self.entries.select(rows).clone()
+        if rows != slice(None):
+            self.hidden = self.hidden.select(self._share(self.n_hidden)).clone()
+        self.held = rows
 
     def _share(self, n: int) -> slice:
         """This process's contiguous share of ``n`` rows or entries (all of them on one device)."""
