@@ -41,14 +41,17 @@ class MemberBoard(Callback):
     """
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        self.writers: list[SummaryWriter] = []
+        self.writers: list[SummaryWriter] | None = None  # opened when training starts
         self.names = pl_module.member_names()
         self.curve_done = self.val_done = self.resumed_at = 0
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._open(trainer)
+
+    def _open(self, trainer: pl.Trainer) -> None:
         # A resumed run: TensorBoard keeps what the stopped run wrote up to its checkpoint; Lightning's logger starts
         # its files afresh (CSVLogger's metrics.csv), so it gets every point again.
-        self.resumed_at = trainer.global_step
+        self.resumed_at, self.writers = trainer.global_step, []
         log_dir = trainer.log_dir  # every DDP process asks: Lightning broadcasts rank 0's answer
         if trainer.is_global_zero and trainer.logger is not None and log_dir is not None:  # fast_dev_run: none
             root = Path(log_dir)
@@ -56,11 +59,13 @@ class MemberBoard(Callback):
             self.writers = [SummaryWriter(root / name if len(self.names) > 1 else root, **purge) for name in self.names]
 
     def _write(self, trainer: pl.Trainer, step: int, tag: str, values: list[float]) -> None:
+        if not self.writers:  # not training, not the first DDP process, or no logger
+            return
         if step > self.resumed_at:
-            for writer, value in zip(self.writers, values, strict=False):  # no writers on other DDP processes
+            for writer, value in zip(self.writers, values, strict=True):
                 writer.add_scalar(tag, value, step)
-        if self.writers:  # and to Lightning's own logger (metrics.csv for the default CSVLogger), member by member
-            trainer.logger.log_metrics({f"{name}/{tag}": v for name, v in zip(self.names, values, strict=True)}, step)
+        # And to Lightning's own logger (metrics.csv for the default CSVLogger), member by member.
+        trainer.logger.log_metrics({f"{name}/{tag}": v for name, v in zip(self.names, values, strict=True)}, step)
 
     def _write_curves(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         history, every = pl_module.history, trainer.log_every_n_steps
@@ -84,9 +89,11 @@ class MemberBoard(Callback):
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.global_step == 0:  # nothing trained
             return
+        if self.writers is None:  # a resume with no step left to take: Lightning skipped the training loop
+            self._open(trainer)
         self._write_curves(trainer, pl_module)
         runs = run_results(trainer, pl_module)
-        for writer, run in zip(self.writers, runs, strict=False):
+        for writer, run in zip(self.writers, runs, strict=False):  # none on the other DDP processes
             metrics = final_metrics(pl_module.loss_name, run)
             for tag, value in metrics.items():
                 if tag.startswith("yardsticks/"):  # the others are the last points of curves already written
@@ -99,9 +106,9 @@ class MemberBoard(Callback):
                 writer.file_writer.add_summary(summary)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        for writer in self.writers:
+        for writer in self.writers or []:
             writer.close()
-        self.writers = []
+        self.writers = None
 
 
 def final_metrics(loss_name: str, run: dict[str, Any]) -> dict[str, float]:
