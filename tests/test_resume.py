@@ -195,3 +195,19 @@ def test_metrics_csv_keeps_every_step_after_a_resume(resumed: Run) -> None:
         rows = list(csv.DictReader(file))
     steps = [int(row["step"]) for row in rows if row.get("seed_0/summed_squared_error/train")]
     assert steps == list(range(10, 1001, 10))
+
+
+def test_a_stopped_run_resumed_past_its_new_max_steps_keeps_its_metrics(tmp_path: Path) -> None:
+    """A run stopped at step 300 (its checkpoint written, its results not) and continued with a smaller
+    ``max_steps``: Lightning has no step left to take, so the results are those of the checkpoint's step, and
+    metrics.csv, which Lightning's CSVLogger starts afresh, still has every logged step."""
+    with working_directory(tmp_path):
+        fit("--config", "factorise", "--trainer.max_steps", "300")
+        run_dir = tmp_path / "lightning_logs" / "version_0"
+        (run_dir / "results.json").unlink()  # as if stopped before its results
+        results = fit("--config", "factorise", "--trainer.max_steps", "100", "--ckpt_path", "last")
+    assert results["runs"][0]["steps"] == 300
+    with (run_dir / "metrics.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    steps = [int(row["step"]) for row in rows if row.get("seed_0/summed_squared_error/train")]
+    assert steps == list(range(10, 301, 10))
