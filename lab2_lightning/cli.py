@@ -11,10 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,7 +26,6 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from lab2_lightning.callbacks import MemberBoard, PredictionWriter, Yardsticks
 from lab2_lightning.callbacks.results import run_results
-from lab2_lightning.configs import names as config_names
 from lab2_lightning.configs import path as config_path
 from lab2_lightning.data.reading import file_sha256, packaged_iris
 from lab2_lightning.errors import LabError
@@ -81,6 +79,16 @@ class LabCLI(LightningCLI):
     def __init__(self, args: list[str], run: bool = True) -> None:
         self.run_record = RunRecord()
         self.results: dict[str, Any] | None = None  # set by fit
+        self.run_dir: Path | None = None  # set once the arguments are parsed
+        self.new_folder = False
+        try:
+            self._parse_and_run(args, run)
+        except BaseException:
+            self.leave_nothing_behind()
+            raise
+
+    def _parse_and_run(self, args: list[str], run: bool) -> None:
+        """LightningCLI's parse, instantiate and run, with the lab's defaults."""
         super().__init__(
             subclass_mode_model=True,
             subclass_mode_data=True,
@@ -148,50 +156,47 @@ class LabCLI(LightningCLI):
             raise LabError(f"{command} measures a trained model: give --ckpt_path (last: the newest run's)")
         self.checkpoint_step, saved, hyper_parameters = (0, None, None) if ckpt is None else read_identity(Path(ckpt))
         if saved is not None and command != "predict":
-            check_identity(ckpt, saved, self.identity, "a resume may change only trainer.max_steps")
+            rule = (
+                "a resume may change only trainer.max_steps: use that run's settings, or start a new run"
+                if command == "fit"
+                else f"{command} measures that run as it was trained: use its settings"
+            )
+            check_identity(ckpt, saved, self.identity, rule)
         elif saved is not None:
             # The model is the checkpoint's. A factorisation fills in the matrix it was trained on: the same data.
             config.model = dict_to_namespace(
                 {"class_path": saved["model"]["class_path"], "init_args": hyper_parameters}
             )
             if saved["model"]["class_path"].endswith(".LowRankFactorisation"):
-                reason = "a factorisation fills in the matrix it was trained on"
-                check_identity(ckpt, {"data": saved["data"]}, {"data": self.identity["data"]}, reason)
+                rule = "a factorisation fills in the matrix it was trained on: use that run's data settings"
+                check_identity(ckpt, {"data": saved["data"]}, {"data": self.identity["data"]}, rule)
         # The run's identity equals the checkpoint's, model settings included: the checkpoint is handed to the
         # Trainer by fit, validate and predict below. LightningCLI would read the model settings from the checkpoint
         # again, and refuse the sizes linked from the data.
         self.checkpoint, config.ckpt_path = ckpt, None
-        run_dir = self.run_folder(command, ckpt, parent, version)
         self.new_folder = not (command == "fit" and ckpt is not None)
+        self.run_dir = run_dir = self.run_folder(command, ckpt, parent, version)
         number = VERSION.fullmatch(run_dir.name)  # version_N as N: Lightning's progress bar shows it so
         for logger in loggers:
             logger.init_args.save_dir, logger.init_args.name = str(run_dir.parent), ""
             logger.init_args.version = int(number.group(1)) if number else run_dir.name
         config.trainer.default_root_dir = str(run_dir)
         config.checkpoint.dirpath = str(run_dir / "checkpoints")
-        self.run_dir = run_dir
 
-    @contextmanager
-    def removed_if_it_fails(self) -> Iterator[None]:
-        """A new run that fails (refused data or options, a divergence, a stop) before its first checkpoint leaves
-        no folder behind: there is nothing in it to keep or continue."""
-        try:
-            yield
-        except BaseException:
-            if self.new_folder and not (self.run_dir / "checkpoints").exists():
-                shutil.rmtree(self.run_dir, ignore_errors=True)
-            raise
-
-    def instantiate_classes(self) -> None:
-        with self.removed_if_it_fails():
-            super().instantiate_classes()
+    def leave_nothing_behind(self) -> None:
+        """After a failure (refused data or options, a divergence, a stop): a new run with no checkpoint yet has
+        nothing to keep or continue, so its folder goes, and so does the launch's note of it."""
+        if self.run_record.launch_marker is not None:
+            self.run_record.launch_marker.unlink(missing_ok=True)
+        if self.run_dir is not None and self.new_folder and not (self.run_dir / "checkpoints").exists():
+            shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """LightningCLI's; the Trainer's own refusal of its options (accelerator, strategy, devices, ...) is the
         user's error, told in one line."""
         try:
             return super().instantiate_trainer(**kwargs)
-        except (ValueError, TypeError, RuntimeError) as error:
+        except (ValueError, TypeError, RuntimeError, ImportError) as error:  # ImportError: a package it needs
             raise LabError(f"--trainer: {error}") from None
 
     def run_folder(self, command: str, ckpt: str | None, parent: Path, version: str | int | None) -> Path:
@@ -227,18 +232,18 @@ class LabCLI(LightningCLI):
             return
         # A run stopped after its last checkpoint but before its results has no step left: Lightning skips its
         # loop, and the results are measured on the checkpoint's weights.
-        with self.removed_if_it_fails():
-            self.trainer.fit(model, **(kwargs | {"ckpt_path": self.checkpoint}))
-            if self.trainer.global_step == 0:
-                raise LabError("nothing was trained: see trainer.max_steps, limit_train_batches and max_time")
+        self.trainer.fit(model, **(kwargs | {"ckpt_path": self.checkpoint}))
+        if self.trainer.global_step == 0:
+            raise LabError("nothing was trained: see trainer.max_steps, limit_train_batches and max_time")
 
     def validate(self, model: LightningModule, **kwargs: Any) -> None:
-        with self.removed_if_it_fails():
-            self.trainer.validate(model, **(kwargs | {"ckpt_path": self.checkpoint}))
+        self.trainer.validate(model, **(kwargs | {"ckpt_path": self.checkpoint}))
+
+    def test(self, model: LightningModule, **kwargs: Any) -> None:
+        self.trainer.test(model, **(kwargs | {"ckpt_path": self.checkpoint}))
 
     def predict(self, model: LightningModule, **kwargs: Any) -> None:
-        with self.removed_if_it_fails():
-            self.trainer.predict(model, **(kwargs | {"ckpt_path": self.checkpoint}))
+        self.trainer.predict(model, **(kwargs | {"ckpt_path": self.checkpoint}))
 
     def after_instantiate_classes(self) -> None:
         threads = self.config[self.config.subcommand].threads
@@ -332,14 +337,14 @@ def read_identity(ckpt: Path) -> tuple[int, dict[str, Any], dict[str, Any]]:
 
 
 def check_identity(ckpt: str, saved: dict[str, Any], current: dict[str, Any], rule: str) -> None:
-    """Refuse to continue (or fill in) a run with a setting that decides its numbers changed, naming it and the
-    ``rule`` it breaks."""
+    """Refuse to continue, measure or fill in a run with a setting that decides its numbers changed, naming it and
+    the ``rule`` it breaks (and what to do)."""
     old, new = flatten(saved), flatten(current)
-    for key in sorted(old.keys() | new.keys()):
+    for key in sorted(old.keys() | new.keys(), key=lambda key: (key != "model.class_path", key)):  # the model first
         if old.get(key) != new.get(key):
             raise LabError(
-                f"--ckpt_path {ckpt}: {key} is {new.get(key)!r} here but {old.get(key)!r} in the checkpoint's run; "
-                f"{rule}: use that run's settings, or start a new run"
+                f"--ckpt_path {ckpt}: {key} is {new.get(key)!r} here but {old.get(key)!r} in the checkpoint's "
+                f"run; {rule}"
             )
 
 
@@ -402,10 +407,11 @@ def quiet_lightning() -> None:
 
 def packaged_config(args: list[str]) -> list[str]:
     """``--config NAME``, for a config shipped with the package (``lab2 fit --config mlp``), when no file of that
-    name is here."""
+    name is here; a name that is neither is refused, naming the packaged ones. (Any other value, YAML text, is
+    jsonargparse's.)"""
     return [
         str(config_path(arg))
-        if before in ("-c", "--config") and not Path(arg).exists() and arg.removesuffix(".yaml") in config_names()
+        if before in ("-c", "--config") and not Path(arg).exists() and re.fullmatch(r"[\w.-]+", arg)
         else arg
         for before, arg in zip(["", *args], args, strict=False)
     ]

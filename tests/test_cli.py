@@ -76,8 +76,8 @@ def test_a_local_file_wins_over_the_packaged_config_of_that_name(tmp_path: Path)
 def test_an_unknown_config_is_named(fails: Callable[..., str]) -> None:
     """``--config`` of a name that is neither a file nor a packaged config exits 2 naming it."""
     line = fails("fit", "--config", "no_such_config")
-    assert "--config" in line
-    assert "no_such_config" in line
+    assert "--config no_such_config" in line
+    assert "complete, factorise, large, mlp, mlp_mean" in line  # the packaged ones
 
 
 def test_an_unknown_option_is_named(fails: Callable[..., str]) -> None:
@@ -213,8 +213,10 @@ def test_validate_measures_a_checkpoint(capsys: pytest.CaptureFixture[str], mlp_
 
 
 def test_a_refused_command_leaves_no_run_folder(fails: Callable[..., str], tmp_path: Path) -> None:
-    """``--model.rank 5`` (refused when the model is built) leaves nothing behind: the next run is version_0."""
+    """``--model.rank 5`` (refused when the model is built) and ``test`` (neither model has a test step) leave
+    nothing behind: the next run is version_0."""
     fails("fit", "--config", "factorise", "--model.rank", "5", *SHORT)
+    assert "test_step" in fails("test", "--config", "mlp", *QUIET)
     fit("--config", "factorise", *SHORT)
     assert sorted(p.name for p in (tmp_path / "lightning_logs").iterdir()) == ["version_0"]
 
@@ -257,9 +259,10 @@ def test_measuring_without_a_checkpoint_is_refused(fails: Callable[..., str], tm
     assert not (tmp_path / "lightning_logs").exists() or not any((tmp_path / "lightning_logs").iterdir())
 
 
-def test_a_bad_trainer_option_is_one_line(fails: Callable[..., str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("accelerator", ["bogus", "tpu"])  # tpu: a package it needs (torch_xla) is missing
+def test_a_bad_trainer_option_is_one_line(fails: Callable[..., str], tmp_path: Path, accelerator: str) -> None:
     """The Trainer's own refusal of its options is the user's error: one line naming --trainer, no folder left."""
-    assert "--trainer" in fails("fit", "--config", "mlp", "--trainer.accelerator", "bogus", *QUIET)
+    assert "--trainer" in fails("fit", "--config", "mlp", "--trainer.accelerator", accelerator, *QUIET)
     assert not any((tmp_path / "lightning_logs").iterdir())
 
 
@@ -284,3 +287,14 @@ def test_default_root_dir_holds_the_runs(tmp_path: Path) -> None:
     """--trainer.default_root_dir decides where lightning_logs/version_N goes, as in Lightning."""
     fit("--config", "factorise", "--trainer.default_root_dir", "elsewhere", *SHORT)
     assert (tmp_path / "elsewhere" / "lightning_logs" / "version_0" / "results.json").is_file()
+
+
+def test_a_torchrun_launch_that_fails_leaves_no_note_of_its_folder(
+    fails: Callable[..., str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first process of a torchrun launch names its run's folder for the others in a file; when the run fails
+    before its first checkpoint (here: no such data file), that file goes with the folder."""
+    for name, value in {"WORLD_SIZE": "2", "RANK": "0", "TORCHELASTIC_RUN_ID": "test-launch"}.items():
+        monkeypatch.setenv(name, value)
+    assert "nope.csv" in fails("fit", "--config", "complete", "--data.path", "nope.csv", *QUIET)
+    assert not any((tmp_path / "lightning_logs").iterdir())

@@ -111,6 +111,12 @@ def test_out_naming_a_file_is_refused_at_once(fails: Callable[..., str], tmp_pat
     assert not (tmp_path / "lightning_logs").exists()
 
 
+def test_a_lab_refused_before_its_first_checkpoint_leaves_no_folder(fails: Callable[..., str], tmp_path: Path) -> None:
+    """An accelerator the Trainer refuses fails the first training: one line, and no lab folder is left to continue."""
+    assert "--trainer" in fails("--seeds", "1", "--accelerator", "bogus")
+    assert not any((tmp_path / "lightning_logs" / "lab").iterdir())
+
+
 @pytest.mark.parametrize(
     ("content", "words"),
     [

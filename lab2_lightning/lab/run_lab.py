@@ -84,7 +84,12 @@ def run_lab(
         },
     }  # fmt: skip
     # Each training is named after its packaged config (and its fraction of hidden entries).
-    done = {name: train(lab_dir, name, name.split("_")[0], accelerator, args) for name, args in trainings.items()}
+    try:
+        done = {name: train(lab_dir, name, name.split("_")[0], accelerator, args) for name, args in trainings.items()}
+    except BaseException:
+        if not any(entry.is_dir() for entry in lab_dir.iterdir()):  # no training has a checkpoint to continue
+            shutil.rmtree(lab_dir, ignore_errors=True)
+        raise
     results = summarise(done["factorise"], done["mlp"], seeds, iris)
     results["completion"] = summarise_completion([done[f"complete_{round(100 * f)}"] for f in HIDDEN_FRACTIONS], iris)
     results["environment"] = environment(accelerator)
