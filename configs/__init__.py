@@ -33,6 +33,6 @@ def path(name: str) -> Path:
     packaged configs when there is none of that name."""
     entry = resources.files(__name__) / (name if name.endswith(SUFFIX) else name + SUFFIX)
     if "/" in name or not is_config(entry):
-        raise LabError(f"{name}: no such config file, nor a packaged config (those are: {', '.join(names())})")
+        raise LabError(f"--config {name}: no such file, nor a packaged config (those are: {', '.join(names())})")
     # Installed packages are directories (a wheel is unpacked), so the resource is a real file with a path.
     return Path(str(entry))

@@ -155,3 +155,19 @@ def test_the_output_is_never_the_checkpoint(fails: Callable[..., str], mlp_run: 
     line = fails("predict", "--ckpt_path", str(ckpt), "--prediction.output", str(ckpt.parent / "x" / ".." / ckpt.name))
     assert "checkpoint" in line
     assert ckpt.read_bytes() == before
+
+
+def test_without_an_output_the_predictions_go_to_the_runs_own_folder(
+    capsys: pytest.CaptureFixture[str], mlp_run: Run, in_order: Path, tmp_path: Path
+) -> None:
+    """No ``--prediction.output``: predictions.csv in the prediction's own run folder, which the last line names;
+    a second prediction gets a folder of its own, so neither replaces the other."""
+    for _ in range(2):
+        lab2("predict", "--ckpt_path", str(mlp_run.checkpoint), "--data.path", in_order.name, *QUIET)
+    written = sorted(tmp_path.glob("lightning_logs/version_*/predictions.csv"))
+    assert [path.parent.name for path in written] == ["version_0", "version_1"]
+    assert (
+        capsys.readouterr().out.splitlines()[-1]
+        == f"450 predictions: {Path('lightning_logs/version_1/predictions.csv')}"
+    )
+    assert not (tmp_path / "predictions.csv").exists()

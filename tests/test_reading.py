@@ -16,7 +16,7 @@ from lab2_lightning.data import reading
 from lab2_lightning.data.reading import Table, read_data, read_entries, read_matrix, read_table
 from lab2_lightning.errors import LabError
 
-OPTION = r"pass --data\.allow_missing true"
+OPTION = r"the MLP needs every entry; to factorise the observed ones, pass --data\.allow_missing true"
 
 
 def write(path: Path, text: str) -> Path:
@@ -220,6 +220,13 @@ def test_a_missing_entry_is_refused_naming_the_option(tmp_path: Path, text: str,
     with pytest.raises(LabError, match=rf"holes\.csv, {where}: {what} \(a missing entry: {OPTION}"):
         read_data(path, label_column=None)
     assert np.isnan(read_data(path, label_column=None, allow_missing=True).features).sum() == 1
+
+
+def test_the_first_missing_entry_in_reading_order_is_named(tmp_path: Path) -> None:
+    """Line by line, then column by column: the gap on line 2 is named, not the one in an earlier column below."""
+    path = write(tmp_path / "holes.csv", "1,2\n3,\n,4\n")
+    with pytest.raises(LabError, match=r"holes\.csv, line 2, column 2: empty cell"):
+        read_data(path, label_column=None)
 
 
 @pytest.mark.parametrize("allow_missing", [False, True])

@@ -23,15 +23,18 @@ class PredictionWriter(BasePredictionWriter):
     column.
 
     Args:
-        output: the CSV to write (replaced whole; never the input file).
+        output: the CSV to write (replaced whole; never the input file); default: ``predictions.csv`` in the
+            prediction's own run folder, so that no prediction replaces another's.
     """
 
-    def __init__(self, output: str = "predictions.csv") -> None:
+    def __init__(self, output: str | None = None) -> None:
         super().__init__(write_interval="epoch")
-        self.output = Path(output)
+        self.output = Path(output) if output is not None else None
         self.rows = 0
 
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.output is None:
+            self.output = Path(trainer.default_root_dir) / "predictions.csv"
         if self.output.is_dir():
             raise LabError(f"--prediction.output {self.output}: is a folder; name a file")
         inputs = {"the file to classify": trainer.datamodule.source, "the checkpoint": trainer.ckpt_path}

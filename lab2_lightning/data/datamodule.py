@@ -104,13 +104,11 @@ def preprocessing_stats(x: torch.Tensor, preprocessing: Preprocessing) -> tuple[
     """The ``(shift, scale)`` of ``preprocessing`` for a complete matrix: each column's mean (0 for ``none``) and 1,
     its (unbiased) variance or its standard deviation."""
     mean = x.mean(dim=0)
-    scale = {
-        "centre": torch.ones_like(mean),
-        "divide_by_variance": x.var(dim=0),
-        "standardise": x.std(dim=0),
-        "none": torch.ones_like(mean),
-    }[preprocessing]
-    return (torch.zeros_like(mean) if preprocessing == "none" else mean), scale
+    if preprocessing == "divide_by_variance":
+        return mean, x.var(dim=0)
+    if preprocessing == "standardise":
+        return mean, x.std(dim=0)
+    return (torch.zeros_like(mean) if preprocessing == "none" else mean), torch.ones_like(mean)
 
 
 def check_columns(x: torch.Tensor, preprocessing: Preprocessing, names: list[str], where: str) -> None:

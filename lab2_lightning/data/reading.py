@@ -30,7 +30,7 @@ DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
 
 # The cells that stand for a missing entry in a CSV, and what to do about one.
 MISSING = ["", "NaN", "nan", "NA"]
-ALLOW_MISSING = "pass --data.allow_missing true to factorise the observed entries"
+ALLOW_MISSING = "the MLP needs every entry; to factorise the observed ones, pass --data.allow_missing true"
 OMIT_ENTRY = "a file of entries lists the observed ones only: omit it"
 
 # The columns of UCI's iris.data, which has no header, as UCI's iris.names describes them (in cm).
@@ -204,15 +204,15 @@ def _read_cell_by_cell(
         raise LabError(f"{path}: no feature columns besides the label column")
 
     values = np.empty((len(body), len(feature_cols)), dtype=np.float64)
+    bad = np.zeros(values.shape, dtype=bool)
     for j, col in enumerate(feature_cols):
         cells = body.iloc[:, col]
-        numbers = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(numbers) & ~(cells.isin(MISSING).to_numpy() & allow_missing)
-        if bad.any():
-            first_bad = int(np.argmax(bad))
-            where = f"{path}, line {body.index[first_bad]}, column {col + 1}"
-            raise LabError(_bad_cell(where, cells.iloc[first_bad], missing))
-        values[:, j] = numbers
+        values[:, j] = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=np.float64)
+        bad[:, j] = ~np.isfinite(values[:, j]) & ~(cells.isin(MISSING).to_numpy() & allow_missing)
+    if bad.any():  # the first in reading order
+        row, j = divmod(int(np.argmax(bad)), len(feature_cols))
+        where = f"{path}, line {body.index[row]}, column {feature_cols[j] + 1}"
+        raise LabError(_bad_cell(where, body.iloc[row, feature_cols[j]], missing))
 
     labels = None
     if label_at is not None:

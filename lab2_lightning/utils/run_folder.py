@@ -68,7 +68,7 @@ def newest_last_checkpoint(parent: Path) -> Path:
     continues."""
     found = [p for p in parent.glob("*/checkpoints/last.ckpt") if VERSION.fullmatch(p.parent.parent.name)]
     if not found:
-        raise LabError(f"--ckpt_path last: no run under {parent} has a last.ckpt to continue")
+        raise LabError(f"--ckpt_path last: no run under {parent} has a last.ckpt")
     return max(found, key=lambda p: p.stat().st_mtime_ns)
 
 
