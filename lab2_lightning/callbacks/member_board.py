@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -58,26 +59,33 @@ class MemberBoard(Callback):
             purge = {"purge_step": trainer.global_step + 1} if trainer.global_step else {}
             self.writers = [SummaryWriter(root / name if len(self.names) > 1 else root, **purge) for name in self.names]
 
-    def _write(self, trainer: pl.Trainer, step: int, tag: str, values: list[float]) -> None:
+    def _write(self, trainer: pl.Trainer, step: int, points: dict[str, list[float]]) -> None:
+        """A step's points, each a value per member: to TensorBoard, and as one row to Lightning's own logger
+        (metrics.csv for the default CSVLogger)."""
         if not self.writers:  # not training, not the first DDP process, or no logger
             return
-        if step > self.resumed_at:
+        for tag, values in points.items():
             for writer, value in zip(self.writers, values, strict=True):
-                writer.add_scalar(tag, value, step)
-        # And to Lightning's own logger (metrics.csv for the default CSVLogger), member by member.
-        trainer.logger.log_metrics({f"{name}/{tag}": v for name, v in zip(self.names, values, strict=True)}, step)
+                if step > self.resumed_at:
+                    writer.add_scalar(tag, value, step)
+        row = {f"{name}/{tag}": v for tag, values in points.items() for name, v in zip(self.names, values, strict=True)}
+        trainer.logger.log_metrics(row, step)
 
     def _write_curves(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """The points not written yet: the training loss every ``log_every_n_steps`` (and at the last step), and
+        the validation numbers."""
+        points: dict[int, dict[str, list[float]]] = defaultdict(dict)
         history, every = pl_module.history, trainer.log_every_n_steps
         for step in range(self.curve_done + 1, len(history) + 1):
             if step % every == 0 or step == trainer.max_steps:
-                self._write(trainer, step, f"{pl_module.loss_name}/train", history[step - 1].tolist())
+                points[step][f"{pl_module.loss_name}/train"] = history[step - 1].tolist()
         self.curve_done = len(history)
-        for step, points in getattr(pl_module, "val_history", []):
+        for step, values in getattr(pl_module, "val_history", []):
             if step > self.val_done:
-                for tag, values in points.items():
-                    self._write(trainer, step, tag, values)
+                points[step] |= values
                 self.val_done = step
+        for step in sorted(points):
+            self._write(trainer, step, points[step])
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._write_curves(trainer, pl_module)
