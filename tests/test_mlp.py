@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable
 from pathlib import Path
 
@@ -143,3 +144,13 @@ def test_a_divergence_the_last_step_makes_is_refused(fails: Callable[..., str], 
     line = fails("fit", "--config", "mlp", "--model.lr", "1.0", "--trainer.max_steps", "10", *QUIET)
     assert "diverged" in line and "lr 1.0" in line
     assert not (tmp_path / "lightning_logs" / "version_0").exists()
+
+
+def test_metrics_csv_has_one_row_per_logged_step(mlp_run: Run) -> None:
+    """Every step the MLP logs (each step's training loss; every tenth, its validation numbers too) is one row of
+    metrics.csv, with each member's value of every metric logged at that step."""
+    with (mlp_run.run_dir / "metrics.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert [int(row["step"]) for row in rows] == list(range(1, 101))
+    tenth = rows[9]
+    assert all(tenth[f"seed_{seed}/accuracy/val"] and tenth[f"seed_{seed}/cross_entropy/train"] for seed in MLP_SEEDS)
