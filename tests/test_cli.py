@@ -274,7 +274,21 @@ def test_a_matrix_too_large_for_memory_is_one_line(fails: Callable[..., str], tm
         "fit", "--config", "complete", "--data", "lab2_lightning.data.EntriesDataModule", "--data.path", "t.csv",
         "--data.shape", "[1000000000000000, 5]", *QUIET,
     )  # fmt: skip
-    assert line.startswith("error: out of memory (") and "GiB asked for at once" in line
+    assert line.startswith("error: out of memory: U and V (1,000,000,000,000,000 + 5 rows") and "GiB" in line
+
+
+def test_an_index_whose_factors_would_not_fit_is_refused_before_they_are_drawn(
+    fails: Callable[..., str], tmp_path: Path
+) -> None:
+    """One entry in row 2**31 - 1 (a valid index) makes U 2**31 rows long (here 7 TiB over 64 seeds): refused in
+    one line before it is drawn, where Linux would hand out the memory and kill the process (or another) once it is
+    filled in."""
+    (tmp_path / "t.csv").write_text("0,0,1\n1,1,2\n2,0,3\n3,1,5\n2147483647,0,1\n")
+    line = fails(
+        "fit", "--config", "complete", "--data", "lab2_lightning.data.EntriesDataModule", "--data.path", "t.csv",
+        "--data.holdout", "0.2", "--model.rank", "2", "--model.seeds", json.dumps(list(range(64))), *QUIET,
+    )  # fmt: skip
+    assert line.startswith("error: out of memory: U and V (2,147,483,648 + 2 rows")
 
 
 def test_a_run_that_trains_nothing_is_refused_and_leaves_no_folder(fails: Callable[..., str], tmp_path: Path) -> None:

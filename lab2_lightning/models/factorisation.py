@@ -15,6 +15,7 @@ from torchmetrics.regression import MeanSquaredError
 from lab2_lightning.errors import LabError
 from lab2_lightning.models.linalg import auto_lr
 from lab2_lightning.models.seeded import SeededModule
+from lab2_lightning.utils.memory import check_fits
 
 
 def summed_squared_error(U: torch.Tensor, V: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
@@ -85,6 +86,11 @@ class LowRankFactorisation(SeededModule):
                 f"{min(n_rows, n_features)}"
             )
         self.ranks = ranks
+        # U and V in float64 with their gradients, and each member's float32 draws, which are widened.
+        check_fits(
+            28 * (n_rows + n_features) * sum(ranks),
+            f"U and V ({n_rows:,} + {n_features:,} rows, {sum(ranks)} columns over all seeds)",
+        )
         self.U, self.V = nn.ParameterList(), nn.ParameterList()
         for seed, r in zip(self.seeds, self.ranks, strict=True):
             draws = torch.Generator().manual_seed(seed)
