@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FACTORISE_SEEDS, Run, fit, iris_centred, plain_factors, summed_squared_error
+from conftest import FACTORISE_SEEDS, QUIET, Run, fit, iris_centred, plain_factors, summed_squared_error
 from torch import nn
 
 from lab2_lightning.data import SyntheticDataModule
@@ -196,3 +196,20 @@ def test_the_labs_u_spans_the_pca_subspace(factorise_run: Run) -> None:
     assert run["map_residual"] == pytest.approx(linear_map_residual(U, scores), rel=1e-9)
     assert max(run["principal_angles_deg"]) < 1.0
     assert run["map_residual"] < 0.01
+
+
+@pytest.mark.parametrize(
+    ("option", "named"),
+    [
+        (["--trainer.precision", "16-true", "--model.lr", "auto"], "trainer.precision 16-true"),
+        (["--trainer.precision", "bf16-mixed"], "trainer.precision bf16-mixed"),
+        (["--data.val_size", "10"], "data.val_size 10"),
+    ],
+)
+def test_what_the_factorisation_cannot_take_is_refused_before_it_runs(
+    fails: Callable[..., str], tmp_path: Path, option: list[str], named: str
+) -> None:
+    """Half precisions (its sums lose the digits the results show) and rows held out whole (it learns every row):
+    one line naming the option, and no run folder."""
+    assert named in fails("fit", "--config", "complete", "--trainer.max_steps", "2", *option, *QUIET)
+    assert not any((tmp_path / "lightning_logs").iterdir())

@@ -325,6 +325,8 @@ def test_the_finiteness_check_works_block_by_block(tmp_path: Path, monkeypatch: 
         (lambda p: np.save(p, np.zeros(3)), r"expected a non-empty 2-D matrix, got shape \(3,\)"),
         (lambda p: np.save(p, np.zeros((2, 2), dtype=bool)), r"expected real numbers, got dtype bool"),
         (lambda p: np.save(p, np.zeros((2, 2), dtype=complex)), r"expected real numbers, got dtype complex128"),
+        # numpy counts a time span as an integer
+        (lambda p: np.save(p, np.zeros((2, 2), dtype="m8[s]")), r"expected real numbers, got dtype timedelta64\[s\]"),
         (lambda p: p.write_bytes(b"not numpy"), r"not a readable \.npy matrix"),
     ],
 )
@@ -407,6 +409,7 @@ def test_bad_array_entries_are_refused(tmp_path: Path) -> None:
     refused(r"entry 0 and entry 2: entry \(1, 1\) is listed twice", row=[1, 0, 1], col=[1, 1, 1], value=[1, 2, 3.0])
     refused(r"no entries", row=np.zeros(0, int), col=np.zeros(0, int), value=np.zeros(0))
     refused(r"expected real numbers in value, got dtype <U1", row=[0], col=[0], value=["a"])
+    refused(r"expected real numbers in row, got dtype timedelta64", row=np.zeros(1, "m8[s]"), col=[0], value=[1.0])
     torch.save(torch.zeros(3), tmp_path / "e.pt")
     with pytest.raises(LabError, match=r"e\.pt: holds a Tensor, not a dict of tensors"):
         read_entries(tmp_path / "e.pt")
@@ -414,3 +417,10 @@ def test_bad_array_entries_are_refused(tmp_path: Path) -> None:
         read_entries(tmp_path / "nowhere.npz")
     with pytest.raises(LabError, match=r"not a regular file"):
         read_entries(tmp_path)
+
+
+def test_a_suffix_in_capitals_is_the_same_format(tmp_path: Path) -> None:
+    """``A.NPY`` is a .npy file, not a CSV."""
+    np.save(tmp_path / "A.npy", np.eye(3))
+    (tmp_path / "A.npy").rename(tmp_path / "A.NPY")
+    assert np.array_equal(read_data(tmp_path / "A.NPY").features, np.eye(3))

@@ -341,8 +341,9 @@ def _first_non_finite(values: np.ndarray, allow_missing: bool) -> tuple[int, int
 
 
 def _real(array: np.ndarray, path: Path, what: str) -> np.ndarray:
-    """``array``, refused unless it holds real numbers (not booleans, text or complex numbers)."""
-    if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+    """``array``, refused unless it holds real numbers: integers or floats (not booleans, text, times, complex
+    numbers; numpy counts a time span as an integer)."""
+    if array.dtype.kind not in "iuf":
         raise LabError(f"{path}: expected real numbers{what}, got dtype {array.dtype}")
     return array
 
@@ -369,7 +370,7 @@ def read_matrix(path: str | Path, allow_missing: bool = False) -> Table:
     ``weights_only``). NaNs are missing entries: kept with ``allow_missing``, else refused; infinities are refused."""
     path = _regular_file(path)
     try:
-        if path.suffix == ".npy":
+        if path.suffix.lower() == ".npy":
             # Copy-on-write: the DataModule normalises in place, and each page it writes replaces the file's page.
             array = np.load(path, mmap_mode="c", allow_pickle=False)
         else:
@@ -397,7 +398,7 @@ def read_matrix(path: str | Path, allow_missing: bool = False) -> Table:
 
 def read_data(path: str | Path, label_column: LabelColumn = "auto", allow_missing: bool = False) -> Table:
     """A matrix file (``.npy``, ``.pt``) by :func:`read_matrix`, or a CSV (any other name) by :func:`read_table`."""
-    if Path(path).suffix in MATRIX_SUFFIXES:
+    if Path(path).suffix.lower() in MATRIX_SUFFIXES:
         return read_matrix(path, allow_missing)
     return read_table(path, label_column, allow_missing)
 
@@ -411,7 +412,7 @@ MAX_INDEX = 2**31
 def _entry_arrays(path: Path) -> list[np.ndarray]:
     """The row, column and value arrays of a ``.npz`` or ``.pt`` file of entries."""
     try:
-        if path.suffix == ".npz":
+        if path.suffix.lower() == ".npz":
             with np.load(path, allow_pickle=False) as archive:
                 found = {name: archive[name] for name in archive.files}
         else:
@@ -454,7 +455,7 @@ def read_entries(path: str | Path) -> Triples:
     (row, column) pair listed twice is refused, naming both places.
     """
     path = _regular_file(path)
-    if path.suffix in (".npz", ".pt"):
+    if path.suffix.lower() in (".npz", ".pt"):
         rows, cols, values = _entry_arrays(path)
 
         def where(i: int, field: str) -> str:

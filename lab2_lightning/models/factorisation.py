@@ -129,6 +129,19 @@ class LowRankFactorisation(SeededModule):
             self.auto_lr = self.trainer.strategy.broadcast(lr)
         return self.auto_lr
 
+    def setup(self, stage: str) -> None:
+        """Refuse, before the run's first output, what the factorisation cannot take: half precisions (its sums and
+        column means lose the digits the results show) and rows held out whole (it learns a row of U for every
+        row; it validates on hidden entries instead)."""
+        precision, data = str(self.trainer.precision), self.trainer.datamodule
+        if precision not in ("32-true", "64-true"):
+            raise LabError(f"trainer.precision {precision}: the factorisation runs in 32-true or 64-true")
+        if data.dense and len(data.val_x):
+            raise LabError(
+                f"data.val_size {len(data.val_x)}: the factorisation learns every row, so it holds none out; to "
+                "validate it, hide entries with data.holdout"
+            )
+
     def on_validation_start(self) -> None:
         for rmse in self.rmse:
             rmse.set_dtype(self.U[0].dtype)  # torchmetrics keeps float32 states whatever the module's precision
