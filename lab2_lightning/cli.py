@@ -260,7 +260,12 @@ class LabCLI(LightningCLI):
         runs = run_results(trainer, model)
         if not trainer.is_global_zero:
             return
-        results = {"model": type(model).__name__, "settings": self.identity, "runs": runs}
+        results = {
+            "model": type(model).__name__,
+            "data": self.datamodule.source,
+            "settings": self.identity,
+            "runs": runs,
+        }
         results["curves"] = {"train": model.history.T.tolist(), "val": getattr(model, "val_history", [])}
         for callback in trainer.callbacks:
             if isinstance(callback, Yardsticks) and callback.figure is not None:  # Figure 1's points
@@ -301,8 +306,11 @@ def logger_folder(config: Namespace) -> tuple[Path, str | int | None, list[Names
 
 
 def identity(config: Namespace) -> dict[str, Any]:
-    """The settings that decide a run's numbers: seed, precision, model, data (its file by content)."""
-    data = config.data.as_dict()
+    """The settings that decide a run's numbers: seed, precision, model (without the sizes it takes from the data),
+    data (its file by content)."""
+    model, data = config.model.as_dict(), config.data.as_dict()
+    for name in DATA_LINKS:
+        model.get("init_args", {}).pop(name, None)
     init = data.get("init_args", {})
     if "path" in init:  # the file by its content: the same bytes moved elsewhere are the same data
         path = init.pop("path")
@@ -311,7 +319,7 @@ def identity(config: Namespace) -> dict[str, Any]:
     settings = {
         "seed_everything": config.seed_everything,
         "precision": config.trainer.precision or "32-true",  # None: Lightning's default
-        "model": config.model.as_dict(),
+        "model": model,
         "data": data,
     }
     return plain(settings)

@@ -369,6 +369,13 @@ def test_entries_from_any_format_agree(tmp_path: Path, name: str) -> None:
     assert entries.shape == (rows.max() + 1, cols.max() + 1)
 
 
+def test_a_header_names_the_entries_columns_in_any_order(tmp_path: Path) -> None:
+    """Under a header the columns are taken by name (col or column, any case): never a matrix transposed unseen."""
+    entries = read_entries(write(tmp_path / "e.csv", "Column,value,ROW\n1,2.5,0\n0,7,3\n"))
+    assert (entries.rows.tolist(), entries.cols.tolist(), entries.values.tolist()) == ([0, 3], [1, 0], [2.5, 7.0])
+    assert entries.shape == (4, 2)
+
+
 def test_entries_keep_float32_values_and_take_whole_float_indices(tmp_path: Path) -> None:
     np.savez(tmp_path / "e.npz", row=np.array([0.0, 2.0]), col=np.array([1, 0], np.int16), value=np.ones(2, np.float32))
     entries = read_entries(tmp_path / "e.npz")
@@ -380,7 +387,9 @@ def test_entries_keep_float32_values_and_take_whole_float_indices(tmp_path: Path
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("r,c,v\n0,0,1\n1,2,3\n\n0,0,5\n", r"e\.csv, line 2 and line 5: entry \(0, 0\) is listed twice"),
+        ("row,col,value\n0,0,1\n1,2,3\n\n0,0,5\n", r"e\.csv, line 2 and line 5: entry \(0, 0\) is listed twice"),
+        ("user,item,rating\n0,0,1\n", r"e\.csv: the header names 'user', 'item', 'rating'; a CSV of entries names"),
+        ("value,row,col\n1,-1,0\n", r"e\.csv, line 2, column 2: -1 is not an index"),
         ("0,0,1\n-1,2,3\n", r"e\.csv, line 2, column 1: -1 is not an index"),
         ("0,0,1\n1,2.5,3\n", r"e\.csv, line 2, column 2: 2\.5 is not an index"),
         ("0,0,1\n1,4294967296,3\n", r"e\.csv, line 2, column 2: 4294967296 is not an index"),

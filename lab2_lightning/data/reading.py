@@ -447,9 +447,9 @@ def _indices(path: Path, numbers: np.ndarray, field: str, where: Callable[[int, 
 
 
 def read_entries(path: str | Path) -> Triples:
-    """A matrix's observed entries as (row, column, value) triples from a CSV of 3 columns (header optional, any
-    separator :func:`read_table` takes), a ``.npz`` of arrays ``row``, ``col`` and ``value``, or a ``.pt`` dict of
-    tensors of those names.
+    """A matrix's observed entries as (row, column, value) triples from a CSV of 3 columns (in that order, or in any
+    order under a header naming them; any separator :func:`read_table` takes), a ``.npz`` of arrays ``row``, ``col``
+    and ``value``, or a ``.pt`` dict of tensors of those names.
 
     Indices are 0-based, below 2**31; values are finite (an entry with no value is left out of the file). A
     (row, column) pair listed twice is refused, naming both places.
@@ -465,11 +465,20 @@ def read_entries(path: str | Path) -> Triples:
         table = _read_table(path, None, False, OMIT_ENTRY)
         if table.features.shape[1] != 3:
             raise LabError(f"{path}: {table.features.shape[1]} columns; a CSV of entries has 3: row, column, value")
-        rows, cols, values = table.features.T
+        order = list(range(3))
+        if table.has_header:  # its columns by name, in any order
+            names = [{"column": "col"}.get(name.strip().lower(), name.strip().lower()) for name in table.feature_names]
+            if sorted(names) != sorted(ENTRY_FIELDS):
+                raise LabError(
+                    f"{path}: the header names {', '.join(map(repr, table.feature_names))}; a CSV of entries names "
+                    "its columns row, col (or column) and value, in any order, or has no header"
+                )
+            order = [names.index(field) for field in ENTRY_FIELDS]
+        rows, cols, values = table.features.T[order]
         values = values.copy()  # not a view that keeps the index columns alive
 
         def where(i: int, field: str) -> str:
-            return f"line {table.lines[i]}" + (f", column {ENTRY_FIELDS.index(field) + 1}" if field else "")
+            return f"line {table.lines[i]}" + (f", column {order[ENTRY_FIELDS.index(field)] + 1}" if field else "")
 
     if not len(values):
         raise LabError(f"{path}: no entries")
