@@ -125,9 +125,15 @@ class LabCLI(LightningCLI):
             "one per core that no other process keeps busy",
         )
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        # last.ckpt after every Lightning epoch, what a resume continues; each run has a folder of its own, so no
-        # versioned names (last-v1.ckpt) are needed.
-        parser.set_defaults({"checkpoint.save_last": True, "checkpoint.enable_version_counter": False})
+        # last.ckpt at the end of every Lightning epoch (after its validation), what a resume continues: at the last
+        # step too, wherever validation falls. Each run has a folder of its own, so no versioned names (last-v1.ckpt).
+        parser.set_defaults(
+            {
+                "checkpoint.save_last": True,
+                "checkpoint.save_on_train_epoch_end": True,
+                "checkpoint.enable_version_counter": False,
+            }
+        )
         parser.set_defaults({"data": {"class_path": "lab2_lightning.data.TableDataModule"}})
         if parser.prog == "lab2 predict":
             # The model and the normalisation come from the checkpoint; the file to classify has no labels.

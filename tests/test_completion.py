@@ -256,3 +256,28 @@ def test_gaps_in_the_validation_rows_only_leave_the_training_matrix_complete(tmp
     data = TableDataModule(str(tmp_path / "A.npy"), label_column=None, allow_missing=True, val_size=32)
     assert not data.missing and not data.train_x.isnan().any()
     assert torch.allclose(data.shift, torch.from_numpy(np.nanmean(A, axis=0)), rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        ["--trainer.val_check_interval", "40"],  # the last validation at step 280 of 300
+        ["--trainer.check_val_every_n_epoch", "2"],  # at step 200
+        ["--trainer.limit_val_batches", "0"],  # none
+    ],
+)
+def test_the_results_and_the_checkpoint_are_the_final_weights_whatever_the_validation_schedule(
+    schedule: list[str],
+) -> None:
+    """However validation is scheduled, the checkpoint holds the last step's weights, and the results' loss and
+    hidden RMSE are theirs (against the RMSE and summed squared error computed here from those weights)."""
+    data = TableDataModule(holdout=0.2)
+    results = fit(*HIDE, "--trainer.max_steps", "300", *schedule)
+    run = Path("lightning_logs/version_0")
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 300
+    [(U, V)] = factors(run)
+    hidden, seen = data.hidden, ~data.train_x.isnan()
+    rmse = float(((U[hidden.row] * V[hidden.col]).sum(dim=1) - hidden.value).square().mean().sqrt())
+    loss = float(((U @ V.T)[seen] - data.train_x[seen]).square().sum())
+    assert results["runs"][0]["hidden_rmse"] == pytest.approx(rmse, rel=1e-12)
+    assert results["runs"][0]["gd_loss"] == pytest.approx(loss, rel=1e-12)

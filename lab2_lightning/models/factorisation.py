@@ -154,17 +154,38 @@ class LowRankFactorisation(SeededModule):
                 rmse.update(estimates(U, V, batch), batch["value"])
 
     def on_validation_epoch_end(self) -> None:
+        values = self.record_hidden_rmse()
+        if values is not None:
+            self.log("hidden_rmse", sum(values) / len(values), prog_bar=True, logger=False)
+
+    def record_hidden_rmse(self) -> list[float] | None:
+        """Each member's RMSE on the hidden entries, as its metric gathered it (over all processes), kept as the
+        latest and as a point of the curve; None when there is nothing to keep (no hidden entries, a sanity
+        check)."""
         if not self.rmse[0].update_called:
-            return
+            return None
         values = [rmse.compute().item() for rmse in self.rmse]
         for rmse in self.rmse:
             rmse.reset()
         if self.trainer.sanity_checking:
-            return
+            return None
         self.check_finite(torch.tensor(values), f"by step {self.trainer.global_step} (hidden entries' RMSE)")
         self.hidden_rmse = values
         self.val_history.append((self.trainer.global_step, {"rmse/hidden": values}))
-        self.log("hidden_rmse", sum(values) / len(values), prog_bar=True, logger=False)
+        return values
+
+    def on_train_end(self) -> None:
+        """The results are those of the final weights: measure them on the hidden entries too, where the last
+        validation came before the last step, or none ran (``val_check_interval``, ``check_val_every_n_epoch``,
+        ``limit_val_batches``, ``max_time``)."""
+        super().on_train_end()
+        data = self.trainer.datamodule
+        measured = self.val_history[-1][0] if self.val_history else 0
+        if data.n_hidden and measured != self.trainer.global_step:
+            self.on_validation_start()
+            with torch.no_grad():
+                self.validation_step(data.batches["hidden"], 0)
+            self.record_hidden_rmse()
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         """Each member's estimates (members x entries) of the entries the training did not see, in the data's own
