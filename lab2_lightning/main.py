@@ -130,7 +130,8 @@ def main(args: list[str] | None = None) -> Any:
         message = user_error(error)
         if message is None:
             raise
-        print(f"error: {message}", file=sys.stderr)
+        sys.stderr.write(f"error: {message}\n")  # one write: DDP's processes share the terminal
+        sys.stderr.flush()
         raise SystemExit(2) from None
     finally:
         for signum, handler in previous.items():

@@ -151,3 +151,11 @@ def test_a_process_other_than_the_first_keeps_only_its_share_of_the_entries() ->
     assert len(second.entries) == 450 - 225 and len(second.hidden) == 25
     assert torch.equal(second.entries.value, first.entries.value[225:])
     assert second.entries.value.untyped_storage().nbytes() == 225 * 8
+
+
+def test_too_few_hidden_entries_for_the_processes_are_named() -> None:
+    """Each process measures its share of the hidden entries, so there must be one each: fewer are refused, naming
+    them (not the rows, which suffice)."""
+    data = SyntheticDataModule(rows=60, cols=20, rank=2, entries=500, holdout=0.002)  # 1 hidden entry
+    with pytest.raises(LabError, match="1 hidden entries cannot be shared between 2 processes"):
+        as_process(data, 0, 2)

@@ -222,6 +222,15 @@ def test_a_missing_entry_is_refused_naming_the_option(tmp_path: Path, text: str,
     assert np.isnan(read_data(path, label_column=None, allow_missing=True).features).sum() == 1
 
 
+@pytest.mark.parametrize("cell", ["NA", ""])
+def test_a_last_column_with_nothing_in_it_is_no_labels(tmp_path: Path, cell: str) -> None:
+    """A last column all of whose cells are missing entries (or a separator at the end of every line) is a column
+    of missing entries, not labels."""
+    path = write(tmp_path / "gaps.csv", f"1,2,{cell}\n4,5,{cell}\n")
+    table = read_data(path, allow_missing=True)
+    assert table.labels is None and table.features.shape == (2, 3) and np.isnan(table.features[:, 2]).all()
+
+
 def test_the_first_missing_entry_in_reading_order_is_named(tmp_path: Path) -> None:
     """Line by line, then column by column: the gap on line 2 is named, not the one in an earlier column below."""
     path = write(tmp_path / "holes.csv", "1,2\n3,\n,4\n")

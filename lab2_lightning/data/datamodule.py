@@ -317,19 +317,19 @@ class FullBatchDataModule(pl.LightningDataModule):
         once: every step then reuses it."""
         dtype = torch.float64 if str(self.trainer.precision).startswith("64") else torch.float32
         device = self.trainer.strategy.root_device
-        share = self._share(self.n_rows if self.dense else self.n_entries)
+        share = self._share(self.n_rows, "training rows") if self.dense else self._share(self.n_entries, "entries")
         keep = slice(None) if self.trainer.is_global_zero else share
         if self.held != keep or (self.dense and self.train_x is None):
             self.hold(keep)
         mine = slice(None) if self.held == share else share
-        hidden = self.hidden if self.held == share else self.hidden.select(self._share(self.n_hidden))
+        hidden = self.hidden if self.held == share else self.hidden.select(self._share(self.n_hidden, "hidden entries"))
         self.batches = {"hidden": hidden.to(device, dtype).batch()}
         if not self.dense:
             self.batches["train"] = self.entries.select(mine).to(device, dtype).batch()
         else:
             x, y = self.train_x[mine].to(device, dtype), self.train_y[share].to(device)
             self.batches["train"] = self._rows(x, y, share, self.n_rows)
-            val = self._share(len(self.val_x))
+            val = self._share(len(self.val_x), "validation rows")
             x, y = self.val_x[val].to(device, dtype), self.val_y[val].to(device)
             self.batches["val"] = self._rows(x, y, val, len(self.val_x))
         for batch in self.batches.values():
@@ -347,14 +347,15 @@ class FullBatchDataModule(pl.LightningDataModule):
         else:
             self.entries = self.entries.select(rows).clone()
         if rows != slice(None):
-            self.hidden = self.hidden.select(self._share(self.n_hidden)).clone()
+            self.hidden = self.hidden.select(self._share(self.n_hidden, "hidden entries")).clone()
         self.held = rows
 
-    def _share(self, n: int) -> slice:
-        """This process's contiguous share of ``n`` rows or entries (all of them on one device)."""
+    def _share(self, n: int, what: str) -> slice:
+        """This process's contiguous share of ``n`` rows or entries (all of them on one device); every process needs
+        one of each kind it has (``what``), for the metrics gathered over all of them."""
         rank, world = self.trainer.global_rank, self.trainer.world_size
         if world > n > 0:
-            raise LabError(f"{n} rows or entries cannot be shared between {world} processes: use fewer devices")
+            raise LabError(f"{n} {what} cannot be shared between {world} processes: use fewer devices")
         return slice(n * rank // world, n * (rank + 1) // world)
 
     def _rows(self, x: torch.Tensor, y: torch.Tensor, rows: slice, split_rows: int) -> Batch:

@@ -135,7 +135,8 @@ def _layout(first: list[str], last_column: Sequence[str], label_column: LabelCol
     """Whether the first row is a header, and the label column's position (None: no labels).
 
     A first row none of whose feature cells is a number is a header. ``auto`` takes the last column as labels when
-    none of its cells (``last_column``, from the first row on) below a header is a number.
+    none of its cells (``last_column``, from the first row on) below a header is a number, and not all of them are
+    missing entries (a column with nothing in it is no labels).
     """
     n_columns = len(first)
     label_at = None
@@ -144,7 +145,8 @@ def _layout(first: list[str], last_column: Sequence[str], label_column: LabelCol
             raise LabError(f"label_column {label_column} is out of range for a CSV with {n_columns} columns")
         label_at = label_column % n_columns
     has_header = not any(_is_number(cell) for c, cell in enumerate(first) if c != label_at)
-    if label_column == "auto" and not any(map(_is_number, last_column[has_header:])):
+    cells = last_column[has_header:]
+    if label_column == "auto" and not any(map(_is_number, cells)) and not all(cell in MISSING for cell in cells):
         label_at = n_columns - 1
     return has_header, label_at
 
