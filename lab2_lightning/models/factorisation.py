@@ -169,7 +169,7 @@ class LowRankFactorisation(SeededModule):
             rmse.reset()
         if self.trainer.sanity_checking:
             return None
-        self.check_finite(torch.tensor(values), f"by step {self.trainer.global_step} (hidden entries' RMSE)")
+        self.check_finite(torch.tensor(values), f"by step {self.trainer.global_step}", "RMSE on the hidden entries")
         self.hidden_rmse = values
         self.val_history.append((self.trainer.global_step, {"rmse/hidden": values}))
         return values

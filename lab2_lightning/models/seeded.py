@@ -125,13 +125,14 @@ class SeededModule(pl.LightningModule):
         self.check_finite(losses, "after the last step")
         return losses
 
-    def check_finite(self, losses: torch.Tensor, when: str) -> None:
-        """Stop at the first member whose loss (``losses``: one per member) is not a finite number, naming it."""
+    def check_finite(self, losses: torch.Tensor, when: str, name: str | None = None) -> None:
+        """Stop at the first member whose loss (``losses``: one per member; or another measure, ``name``) is not a
+        finite number, naming it."""
         bad = (~torch.isfinite(losses)).nonzero().flatten()
         if len(bad):
             member = int(bad[0])
             raise LabError(
-                f"training diverged {when}: {self.member_names()[member]}'s {self.loss_name} is "
+                f"training diverged {when}: {self.member_names()[member]}'s {name or self.loss_name} is "
                 f"{losses[member].item()} with lr {self.lr()}; lower model.lr (or normalise the data) and run again"
             )
 
