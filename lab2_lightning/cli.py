@@ -272,7 +272,7 @@ class LabCLI(LightningCLI):
             "settings": self.identity,
             "runs": runs,
         }
-        results["curves"] = {"train": model.history.T.tolist(), "val": getattr(model, "val_history", [])}
+        results["curves"] = {"train": model.history.T.tolist(), "val": model.val_history}
         for callback in trainer.callbacks:
             if isinstance(callback, Yardsticks) and callback.figure is not None:  # Figure 1's points
                 results["figure"] = callback.figure

@@ -154,3 +154,17 @@ def test_metrics_csv_has_one_row_per_logged_step(mlp_run: Run) -> None:
     assert [int(row["step"]) for row in rows] == list(range(1, 101))
     tenth = rows[9]
     assert all(tenth[f"seed_{seed}/accuracy/val"] and tenth[f"seed_{seed}/cross_entropy/train"] for seed in MLP_SEEDS)
+
+
+@pytest.mark.parametrize(
+    "schedule", [["--trainer.check_val_every_n_epoch", "2"], ["--trainer.limit_val_batches", "0"]]
+)  # validation at step 10 of 15, or never
+def test_the_results_are_the_final_weights_whatever_the_validation_schedule(schedule: list[str]) -> None:
+    """The reported confusion matrices are those of the weights after the last of 15 steps (the lab's loop after
+    15 epochs, counted by hand), not of the last validation's."""
+    results = fit("--config", "mlp", "--trainer.max_steps", "15", *schedule)
+    train_x, train_y, val_x, val_y = mlp_data()
+    weights = plain_mlp(0, steps=15)
+    for split, x, y in (("train", train_x, train_y), ("val", val_x, val_y)):
+        assert results["runs"][0][split]["confusion"] == _by_hand(weights, x, y)[2]
+    assert results["curves"]["val"][-1][0] == 15

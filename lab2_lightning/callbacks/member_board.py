@@ -80,7 +80,7 @@ class MemberBoard(Callback):
             if step % every == 0 or step == trainer.max_steps:
                 points[step][f"{pl_module.loss_name}/train"] = history[step - 1].tolist()
         self.curve_done = len(history)
-        for step, values in getattr(pl_module, "val_history", []):
+        for step, values in pl_module.val_history:
             if step > self.val_done:
                 points[step] |= values
                 self.val_done = step

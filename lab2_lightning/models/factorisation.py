@@ -105,7 +105,6 @@ class LowRankFactorisation(SeededModule):
         # The RMSE on the hidden entries, per member; the latest value, and one point per Lightning epoch.
         self.rmse = nn.ModuleList(MeanSquaredError(squared=False) for _ in self.seeds)
         self.hidden_rmse: list[float] | None = None
-        self.val_history: list[tuple[int, dict[str, list[float]]]] = []
         self.check_members()
 
     def member_names(self) -> list[str]:
@@ -156,7 +155,7 @@ class LowRankFactorisation(SeededModule):
     def on_validation_epoch_end(self) -> None:
         values = self.record_hidden_rmse()
         if values is not None:
-            self.log("hidden_rmse", sum(values) / len(values), prog_bar=True, logger=False)
+            self.show("hidden_rmse", sum(values) / len(values))
 
     def record_hidden_rmse(self) -> list[float] | None:
         """Each member's RMSE on the hidden entries, as its metric gathered it (over all processes), kept as the
@@ -173,19 +172,6 @@ class LowRankFactorisation(SeededModule):
         self.hidden_rmse = values
         self.val_history.append((self.trainer.global_step, {"rmse/hidden": values}))
         return values
-
-    def on_train_end(self) -> None:
-        """The results are those of the final weights: measure them on the hidden entries too, where the last
-        validation came before the last step, or none ran (``val_check_interval``, ``check_val_every_n_epoch``,
-        ``limit_val_batches``, ``max_time``)."""
-        super().on_train_end()
-        data = self.trainer.datamodule
-        measured = self.val_history[-1][0] if self.val_history else 0
-        if data.n_hidden and measured != self.trainer.global_step:
-            self.on_validation_start()
-            with torch.no_grad():
-                self.validation_step(data.batches["hidden"], 0)
-            self.record_hidden_rmse()
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         """Each member's estimates (members x entries) of the entries the training did not see, in the data's own
@@ -209,12 +195,12 @@ class LowRankFactorisation(SeededModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
         checkpoint["auto_lr"] = self.auto_lr  # the step size of the start, whatever auto would give later
-        checkpoint["val_history"], checkpoint["hidden_rmse"] = self.val_history, self.hidden_rmse
+        checkpoint["hidden_rmse"] = self.hidden_rmse
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
         self.auto_lr = checkpoint["auto_lr"]
-        self.val_history, self.hidden_rmse = checkpoint.get("val_history", []), checkpoint.get("hidden_rmse")
+        self.hidden_rmse = checkpoint.get("hidden_rmse")
 
     def member_results(self) -> list[dict[str, Any]]:
         """Each member's settings and the loss of its final weights (the lab's summed squared error), and its RMSE

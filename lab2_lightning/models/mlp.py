@@ -92,7 +92,6 @@ class LabMLP(SeededModule):
             nn.ModuleList(SumMetric(nan_strategy="disable") for _ in self.seeds) for _ in SPLITS
         )
         self.final: dict[str, list[dict[str, Any]]] = {}  # the latest validation's numbers, per split and member
-        self.val_history: list[tuple[int, dict[str, list[float]]]] = []  # (step, {tag: per member})
 
     def logits(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Each member's logits for normalised features ``x``."""
@@ -154,17 +153,17 @@ class LabMLP(SeededModule):
                 if runs[0]["acc_per_class"][name] is not None:
                     points[f"accuracy/{split}_{name}"] = [run["acc_per_class"][name] for run in runs]
             # The mean over members, for the progress bar and checkpoint monitors.
-            self.log(f"{split}_acc", sum(points[f"accuracy/{split}"]) / len(runs), prog_bar=True, logger=False)
+            self.show(f"{split}_acc", sum(points[f"accuracy/{split}"]) / len(runs))
         if points:
             self.val_history.append((step, points))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
-        checkpoint["val_history"], checkpoint["final"] = self.val_history, self.final
+        checkpoint["final"] = self.final
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
-        self.val_history, self.final = checkpoint["val_history"], checkpoint["final"]
+        self.final = checkpoint["final"]
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         """Class probabilities (members x rows x classes) for raw measurements: the columns put in the training

@@ -50,6 +50,8 @@ class SeededModule(pl.LightningModule):
         # null: one member, seeded by the run's seed_everything, as the lab's single run is.
         self.seeds = list(seeds) if seeds is not None else [torch.initial_seed()]
         self.history = torch.empty(0, len(self.seeds))  # one row per gradient step: each member's loss
+        # One point per validation: (step, {tag: a value per member}).
+        self.val_history: list[tuple[int, dict[str, list[float]]]] = []
         # This epoch's rows, still on the device, in one tensor made at the epoch's start: a small tensor kept per
         # step would pin the freed memory around it (the heap cannot shrink past it), and a large matrix's run
         # would grow by a copy of the matrix per step.
@@ -136,16 +138,36 @@ class SeededModule(pl.LightningModule):
                 f"{losses[member].item()} with lr {self.lr()}; lower model.lr (or normalise the data) and run again"
             )
 
+    def show(self, name: str, value: float) -> None:
+        """``value`` on the progress bar and for checkpoint monitors (the curves are MemberBoard's), from a
+        validation that Lightning runs; not from :meth:`validate_final_weights`, where Lightning takes no logs."""
+        if self.trainer.validating:
+            self.log(name, value, prog_bar=True, logger=False)
+
     def on_train_end(self) -> None:
         self.collect_losses()  # a fit stopped inside an epoch (max_time)
+        measured = self.val_history[-1][0] if self.val_history else 0
+        if measured != self.trainer.global_step:
+            self.validate_final_weights()
+
+    @torch.no_grad()
+    def validate_final_weights(self) -> None:
+        """Validation once more, of the final weights, where the last one came before the last step, or none ran
+        (``val_check_interval``, ``check_val_every_n_epoch``, ``limit_val_batches``, ``max_time``): a run's results
+        are always its final weights' numbers."""
+        self.on_validation_start()
+        for dataloader_idx, loader in enumerate(self.trainer.datamodule.val_dataloader()):
+            for batch in loader:
+                self.validation_step(batch, 0, dataloader_idx)
+        self.on_validation_epoch_end()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """The curves travel with the weights, so a resumed run reports every step from the first."""
         self.collect_losses()
-        checkpoint["loss_history"] = self.history
+        checkpoint["loss_history"], checkpoint["val_history"] = self.history, self.val_history
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Lightning loads the weights before it converts the module to the Trainer's precision: take the
         # checkpoint's dtype first, or a float64 run would resume from weights rounded to float32.
         self.to(next(iter(checkpoint["state_dict"].values())).dtype)
-        self.history = checkpoint["loss_history"]
+        self.history, self.val_history = checkpoint["loss_history"], checkpoint.get("val_history", [])
