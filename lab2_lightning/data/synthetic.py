@@ -59,8 +59,10 @@ class SyntheticDataModule(FullBatchDataModule):
             A.addmm_(X, Y.T, alpha=1 / math.sqrt(rank))
             self.prepare(A.numpy(), None, None, source, preprocessing, "all", 0, split_seed, steps_per_epoch, holdout)
             return
-        if entries > rows * cols or preprocessing not in ("centre", "none"):
-            raise LabError(f"data.entries {entries}: at most rows x cols, with preprocessing centre or none")
+        if entries > rows * cols:
+            raise LabError(f"data.entries {entries}: more than the matrix's {rows} x {cols} = {rows * cols:,} entries")
+        if preprocessing not in ("centre", "none"):
+            raise LabError(f"data.preprocessing {preprocessing}: a sample of entries takes centre or none")
         # Distinct places: draw a few more than asked, drop repeats, keep a random choice of the rest.
         places = torch.randint(rows * cols, (entries + entries // 10 + 100,), generator=draws).unique()
         while len(places) < entries:  # only when most of the matrix is asked for
