@@ -24,7 +24,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from lab2_lightning.callbacks import MemberBoard, PredictionWriter, Yardsticks
+from lab2_lightning.callbacks import LastCheckpoint, MemberBoard, PredictionWriter, Yardsticks
 from lab2_lightning.callbacks.results import run_results
 from lab2_lightning.configs import path as config_path
 from lab2_lightning.data.reading import file_sha256, packaged_iris
@@ -77,7 +77,7 @@ class LabCLI(LightningCLI):
     """LightningCLI with the lab's defaults. ``args`` as on the command line (the subcommand first)."""
 
     def __init__(self, args: list[str], run: bool = True) -> None:
-        self.run_record = RunRecord()
+        self.run_record, self.last_checkpoint = RunRecord(), LastCheckpoint()
         self.results: dict[str, Any] | None = None  # set by fit
         self.run_dir: Path | None = None  # set once the arguments are parsed
         self.new_folder = False
@@ -110,7 +110,7 @@ class LabCLI(LightningCLI):
                 # empty run of its own.
                 "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "."}},
                 "plugins": [{"class_path": "lab2_lightning.utils.atomic.AtomicCheckpointIO"}],
-                "callbacks": [MemberBoard(), self.run_record],
+                "callbacks": [MemberBoard(), self.run_record, self.last_checkpoint],
             },
             args=args,
             run=run,
@@ -125,15 +125,9 @@ class LabCLI(LightningCLI):
             "one per core that no other process keeps busy",
         )
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        # last.ckpt at the end of every Lightning epoch (after its validation), what a resume continues: at the last
-        # step too, wherever validation falls. Each run has a folder of its own, so no versioned names (last-v1.ckpt).
-        parser.set_defaults(
-            {
-                "checkpoint.save_last": True,
-                "checkpoint.save_on_train_epoch_end": True,
-                "checkpoint.enable_version_counter": False,
-            }
-        )
+        # LastCheckpoint writes last.ckpt, what a resume continues; ModelCheckpoint, the epochs' own checkpoints. Each
+        # run has a folder of its own, so no versioned names (epoch=0-step=100-v1.ckpt) are needed.
+        parser.set_defaults({"checkpoint.save_last": False, "checkpoint.enable_version_counter": False})
         parser.set_defaults({"data": {"class_path": "lab2_lightning.data.TableDataModule"}})
         if parser.prog == "lab2 predict":
             # The model and the normalisation come from the checkpoint; the file to classify has no labels.
@@ -188,6 +182,7 @@ class LabCLI(LightningCLI):
             logger.init_args.version = int(number.group(1)) if number else run_dir.name
         config.trainer.default_root_dir = str(run_dir)
         config.checkpoint.dirpath = str(run_dir / "checkpoints")
+        self.last_checkpoint.path = run_dir / "checkpoints" / "last.ckpt"
 
     def leave_nothing_behind(self) -> None:
         """After a failure (refused data or options, a divergence, a stop): a new run with no checkpoint yet has

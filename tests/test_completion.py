@@ -264,6 +264,7 @@ def test_gaps_in_the_validation_rows_only_leave_the_training_matrix_complete(tmp
         ["--trainer.val_check_interval", "40"],  # the last validation at step 280 of 300
         ["--trainer.check_val_every_n_epoch", "2"],  # at step 200
         ["--trainer.limit_val_batches", "0"],  # none
+        ["--checkpoint.monitor", "hidden_rmse"],  # ModelCheckpoint writes only at the best step (about 100)
     ],
 )
 def test_the_results_and_the_checkpoint_are_the_final_weights_whatever_the_validation_schedule(

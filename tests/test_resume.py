@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FACTORISE_SEEDS, MLP_SEEDS, QUIET, Run, fit, working_directory
+from conftest import FACTORISE_SEEDS, MLP_SEEDS, QUIET, Run, fit, fit_in, working_directory
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 SEEDS = json.dumps(list(FACTORISE_SEEDS))
@@ -211,3 +211,17 @@ def test_a_stopped_run_resumed_past_its_new_max_steps_keeps_its_metrics(tmp_path
         rows = list(csv.DictReader(file))
     steps = [int(row["step"]) for row in rows if row.get("seed_0/summed_squared_error/train")]
     assert steps == list(range(10, 301, 10))
+
+
+def test_early_stopping_resumes_exactly(tmp_path: Path) -> None:
+    """With Lightning's EarlyStopping on the hidden entries' RMSE (the README's recipe), a run stopped at step 200
+    and continued stops where a run never stopped does (step 400), with its numbers: the resumed run ends the
+    checkpoint's epoch again, and early stopping counts it once."""
+    stopping = ["--config", "complete", "--trainer.callbacks+=EarlyStopping", "--trainer.callbacks.monitor",
+                "hidden_rmse", "--trainer.callbacks.patience", "3"]  # fmt: skip
+    straight = fit_in(tmp_path / "straight", *stopping).results["runs"][0]
+    with working_directory(tmp_path / "stopped"):
+        fit(*stopping, "--trainer.max_steps", "200")
+        resumed = fit(*stopping, "--ckpt_path", "last")["runs"][0]
+    assert straight["steps"] == resumed["steps"] == 400
+    assert resumed["gd_loss"] == straight["gd_loss"] and resumed["hidden_rmse"] == straight["hidden_rmse"]

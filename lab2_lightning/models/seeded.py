@@ -52,6 +52,7 @@ class SeededModule(pl.LightningModule):
         self.history = torch.empty(0, len(self.seeds))  # one row per gradient step: each member's loss
         # One point per validation: (step, {tag: a value per member}).
         self.val_history: list[tuple[int, dict[str, list[float]]]] = []
+        self.shown: dict[str, float] = {}  # the latest validation's values on the progress bar
         # This epoch's rows, still on the device, in one tensor made at the epoch's start: a small tensor kept per
         # step would pin the freed memory around it (the heap cannot shrink past it), and a large matrix's run
         # would grow by a copy of the matrix per step.
@@ -142,7 +143,15 @@ class SeededModule(pl.LightningModule):
         """``value`` on the progress bar and for checkpoint monitors (the curves are MemberBoard's), from a
         validation that Lightning runs; not from :meth:`validate_final_weights`, where Lightning takes no logs."""
         if self.trainer.validating:
+            self.shown[name] = value
             self.log(name, value, prog_bar=True, logger=False)
+
+    def on_train_epoch_end(self) -> None:
+        """A run resumed from a checkpoint written at an epoch's end ends that epoch again, before any validation:
+        the monitors (early stopping, a watched checkpoint) find the values they watch as the checkpoint had them."""
+        for name, value in self.shown.items():
+            if name not in self.trainer.callback_metrics:
+                self.log(name, value, prog_bar=True, logger=False)
 
     def on_train_end(self) -> None:
         self.collect_losses()  # a fit stopped inside an epoch (max_time)
@@ -165,9 +174,11 @@ class SeededModule(pl.LightningModule):
         """The curves travel with the weights, so a resumed run reports every step from the first."""
         self.collect_losses()
         checkpoint["loss_history"], checkpoint["val_history"] = self.history, self.val_history
+        checkpoint["shown"] = self.shown
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Lightning loads the weights before it converts the module to the Trainer's precision: take the
         # checkpoint's dtype first, or a float64 run would resume from weights rounded to float32.
         self.to(next(iter(checkpoint["state_dict"].values())).dtype)
         self.history, self.val_history = checkpoint["loss_history"], checkpoint.get("val_history", [])
+        self.shown = checkpoint.get("shown", {})
