@@ -46,6 +46,10 @@ COMMANDS = (*SUBCOMMANDS, "lab", "report")
 # The data sizes the models take from the DataModule (a link the chosen model does not take is skipped).
 DATA_LINKS = ("n_rows", "n_features", "data_rms", "n_classes", "class_names", "feature_names")
 RUN_DIR = "LAB2_RUN_DIR"  # the run's folder, for the processes Lightning's DDP launcher starts
+# The Trainer's settings that change the numbers a step gives (besides its precision), part of a run's identity.
+TRAINER_NUMBERS = ("accumulate_grad_batches", "gradient_clip_val", "gradient_clip_algorithm")
+# The precisions as Lightning reads them: "32" is "32-true", "16" is "16-mixed".
+PRECISIONS = {"64": "64-true", "32": "32-true", "16": "16-mixed", "bf16": "bf16-mixed"}
 
 
 def plain(value: Any) -> Any:
@@ -146,6 +150,12 @@ class LabCLI(LightningCLI):
         super().parse_arguments(parser, args)
         command = self.config.subcommand
         config = self.config[command]
+        strategy = config.trainer.strategy
+        if isinstance(strategy, str) and any(start in strategy for start in ("spawn", "fork", "notebook")):
+            raise LabError(
+                f"--trainer.strategy {strategy}: its processes are started by multiprocessing, and the results stay "
+                "in them; use ddp (Lightning starts the processes) or torchrun"
+            )
         self.identity = identity(config)
         self.run_record.identity = self.identity
         parent, version, loggers = logger_folder(config)
@@ -307,8 +317,8 @@ def logger_folder(config: Namespace) -> tuple[Path, str | int | None, list[Names
 
 
 def identity(config: Namespace) -> dict[str, Any]:
-    """The settings that decide a run's numbers: seed, precision, model (without the sizes it takes from the data),
-    data (its file by content)."""
+    """The settings that decide a run's numbers: seed, precision and the Trainer's other settings that change a
+    step (:data:`TRAINER_NUMBERS`), model (without the sizes it takes from the data), data (its file by content)."""
     model, data = config.model.as_dict(), config.data.as_dict()
     for name in DATA_LINKS:
         model.get("init_args", {}).pop(name, None)
@@ -317,9 +327,11 @@ def identity(config: Namespace) -> dict[str, Any]:
         path = init.pop("path")
         source = packaged_iris() if path is None else Path(path)
         init["sha256"] = file_sha256(source) if source.is_file() else None  # a missing file: the DataModule says so
+    precision = str(config.trainer.precision or "32-true")  # None: Lightning's default
     settings = {
         "seed_everything": config.seed_everything,
-        "precision": config.trainer.precision or "32-true",  # None: Lightning's default
+        "precision": PRECISIONS.get(precision, precision),
+        "trainer": {name: config.trainer.get(name) for name in TRAINER_NUMBERS},
         "model": model,
         "data": data,
     }
@@ -418,6 +430,7 @@ def packaged_config(args: list[str]) -> list[str]:
     """``--config NAME``, for a config shipped with the package (``lab2 fit --config mlp``), when no file of that
     name is here; a name that is neither is refused, naming the packaged ones. (Any other value, YAML text, is
     jsonargparse's.)"""
+    args = [part for arg in args for part in (arg.split("=", 1) if arg.startswith("--config=") else [arg])]
     return [
         str(config_path(arg))
         if before in ("-c", "--config") and not Path(arg).exists() and re.fullmatch(r"[\w.-]+", arg)

@@ -312,3 +312,17 @@ def test_a_torchrun_launch_that_fails_leaves_no_note_of_its_folder(
         monkeypatch.setenv(name, value)
     assert "nope.csv" in fails("fit", "--config", "complete", "--data.path", "nope.csv", *QUIET)
     assert not any((tmp_path / "lightning_logs").iterdir())
+
+
+def test_config_with_an_equals_sign_finds_the_packaged_config(tmp_path: Path) -> None:
+    assert fit("--config=mlp", "--trainer.max_steps", "3")["runs"][0]["steps"] == 3
+
+
+@pytest.mark.parametrize("strategy", ["ddp_spawn", "ddp_notebook"])
+def test_a_strategy_whose_processes_keep_the_results_is_refused(
+    fails: Callable[..., str], tmp_path: Path, strategy: str
+) -> None:
+    """Multiprocessing strategies train in processes that keep the results: refused before any folder is made."""
+    line = fails("fit", "--config", "mlp", "--trainer.strategy", strategy, "--trainer.devices", "2", *QUIET)
+    assert f"--trainer.strategy {strategy}" in line
+    assert not (tmp_path / "lightning_logs").exists() or not any((tmp_path / "lightning_logs").iterdir())

@@ -225,3 +225,17 @@ def test_early_stopping_resumes_exactly(tmp_path: Path) -> None:
         resumed = fit(*stopping, "--ckpt_path", "last")["runs"][0]
     assert straight["steps"] == resumed["steps"] == 400
     assert resumed["gd_loss"] == straight["gd_loss"] and resumed["hidden_rmse"] == straight["hidden_rmse"]
+
+
+def test_a_precision_spelled_otherwise_is_the_same_run(tmp_path: Path) -> None:
+    """``--trainer.precision 64`` is Lightning's ``64-true``: a run started with one resumes with the other."""
+    fit("--config", "factorise", "--trainer.precision", "64", "--trainer.max_steps", "100")
+    assert fit("--config", "factorise", "--trainer.max_steps", "200", "--ckpt_path", "last")["runs"][0]["steps"] == 200
+
+
+def test_a_resume_that_clips_the_gradient_is_refused(fails: Callable[..., str], tmp_path: Path) -> None:
+    """Gradient clipping changes the steps, so it is part of the run: a resume that adds it exits 2 naming it."""
+    fit("--config", "mlp", "--trainer.max_steps", "10")
+    line = fails("fit", "--config", "mlp", "--trainer.max_steps", "20", "--trainer.gradient_clip_val", "0.01",
+                 "--ckpt_path", "last", *QUIET)  # fmt: skip
+    assert "trainer.gradient_clip_val is 0.01 here but None" in line
