@@ -476,7 +476,7 @@ def read_entries(path: str | Path) -> Triples:
                     "its columns row, col (or column) and value, in any order, or has no header"
                 )
             order = [names.index(field) for field in ENTRY_FIELDS]
-        rows, cols, values = table.features.T[order]
+        rows, cols, values = (table.features[:, k] for k in order)  # views
         values = values.copy()  # not a view that keeps the index columns alive
 
         def where(i: int, field: str) -> str:
