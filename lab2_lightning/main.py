@@ -20,7 +20,7 @@ import sys
 from types import FrameType, ModuleType
 from typing import Any
 
-from lab2_lightning.errors import LabError
+from lab2_lightning.errors import MEMORY_ADVICE, LabError
 
 # MKL (PyTorch's BLAS on x86) picks code paths by memory alignment, so the last bits of a result could differ from
 # one process to the next; its reproducible mode makes CPU runs bitwise repeatable. Set before torch loads.
@@ -68,7 +68,7 @@ def user_error(error: BaseException) -> str | None:
         if isinstance(error, MemoryError) or (isinstance(error, RuntimeError) and OUT_OF_MEMORY.search(str(error))):
             asked = re.search(r"allocate (\d+) bytes", str(error))
             size = f" ({int(asked[1]) / 2**30:,.1f} GiB asked for at once)" if asked else ""
-            return f"out of memory{size}: use a smaller matrix or rank, fewer seeds, or a machine with more memory"
+            return f"out of memory{size}: {MEMORY_ADVICE}"
         if isinstance(error, OSError) and error.strerror:
             return f"{error.filename}: {error.strerror}" if error.filename else error.strerror
         error = error.__cause__ or error.__context__

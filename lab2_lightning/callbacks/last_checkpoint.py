@@ -22,5 +22,5 @@ class LastCheckpoint(Callback):
         self.path: Path | None = None  # set with the run's folder
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.path is not None and not trainer.sanity_checking:
+        if self.path is not None:
             trainer.save_checkpoint(self.path)  # every process calls it; the first writes

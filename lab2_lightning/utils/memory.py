@@ -6,7 +6,7 @@ out-of-memory killer ends the process (or another one) once the matrix is filled
 
 from __future__ import annotations
 
-from lab2_lightning.errors import LabError
+from lab2_lightning.errors import MEMORY_ADVICE, LabError
 
 GiB = 2**30
 
@@ -28,6 +28,6 @@ def check_fits(needed: int, what: str) -> None:
     available = available_bytes()
     if available is not None and needed > available:
         raise LabError(
-            f"out of memory: {what} need {needed / GiB:,.1f} GiB, and {available / GiB:,.1f} GiB is available; use "
-            "a smaller matrix or rank, fewer seeds, or a machine with more memory"
+            f"out of memory: {what} need {needed / GiB:,.1f} GiB, and {available / GiB:,.1f} GiB is available; "
+            f"{MEMORY_ADVICE}"
         )
